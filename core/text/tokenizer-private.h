@@ -1,0 +1,24 @@
+/* Internal: the two tokenizer algorithms implement this table; tokenizer.c
+ * owns the public handle, special ids, batching and folder detection. */
+#pragma once
+#include "stsim/stsim-tokenizer.h"
+
+typedef struct {
+  /* Appends the content ids (no special tokens) of valid UTF-8 @text[0..len). */
+  gboolean    (*encode_content) (gpointer impl, const char *text, gsize len, GArray *ids, GError **error);
+  const char *(*id_to_token)    (gpointer impl, gint32 id);
+  gint32      (*token_to_id)    (gpointer impl, const char *token);
+  gint32      (*vocab_size)     (gpointer impl);
+  void        (*free)           (gpointer impl);
+} StsimTokenizerImpl;
+
+struct _StsimTokenizer {
+  StsimTokenizerKind        kind;
+  const StsimTokenizerImpl *impl;
+  gpointer                  impl_data;
+  gint32 cls_id, sep_id, pad_id, mask_id, unk_id;
+};
+
+/* Constructors of the algorithms; they fill impl and impl_data only. */
+gboolean stsim_wordpiece_init (StsimTokenizer *tok, const char *vocab_txt, gboolean lowercase, GError **error);
+gboolean stsim_bpe_init       (StsimTokenizer *tok, const char *vocab_json, const char *merges_txt, GError **error);

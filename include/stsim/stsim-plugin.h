@@ -1,0 +1,167 @@
+/* stsim-plugin.h: what a plugin exports and what the core promises it.
+ *
+ * One shared object = one StsimPluginDesc, returned by the exported function
+ * stsim_plugin_describe(). It lists components; each component has a kind, a
+ * name unique within that kind, a parameter table (stsim-params.h), a
+ * create/destroy pair and a kind-specific table of operations (vtable).
+ * The registry checks all of it before the plugin is trusted.
+ *
+ * A complete plugin with one encoder component:
+ *
+ *   static const StsimParamSpec params[] = {
+ *     { "dim", STSIM_PARAM_INT, "16", .min = 1, .max = 4096, .blurb = "vector size" },
+ *     { NULL }
+ *   };
+ *   static gpointer my_create (const StsimParams *p, StsimContext *ctx, GError **error) { ... }
+ *   static void     my_destroy (gpointer state) { ... }
+ *   static gsize    my_dim (gpointer state) { ... }
+ *   static gboolean my_encode (gpointer state, const char *const *s, gsize n,
+ *                              float *out, GError **error) { ... }
+ *   static const StsimEncoderVTable my_vtable = { .dim = my_dim, .encode = my_encode };
+ *   static const StsimComponentDesc my_encoder = {
+ *     .kind = STSIM_KIND_ENCODER, .name = "my-encoder", .summary = "...",
+ *     .params = params, .create = my_create, .destroy = my_destroy,
+ *     STSIM_VTABLE (my_vtable) };
+ *   STSIM_PLUGIN_DEFINE ("my-plugin", "0.1.0", "MIT", "One encoder", NULL,
+ *                        &my_encoder);
+ *
+ * ABI: the core loads a plugin whose abi_major equals STSIM_ABI_MAJOR and
+ * whose abi_minor is <= STSIM_ABI_MINOR. Operations are only ever appended to
+ * a vtable; vtable_size tells the core which ones a plugin was built with.
+ */
+#pragma once
+#include <glib.h>
+#include <gmodule.h>
+#include <json-glib/json-glib.h>
+#include "stsim-error.h"
+#include "stsim-params.h"
+
+G_BEGIN_DECLS
+
+#define STSIM_ABI_MAJOR 0
+#define STSIM_ABI_MINOR 1
+
+typedef enum {
+  STSIM_KIND_ENCODER,    /* sentences -> vectors (and, for neural ones, a trainable network) */
+  STSIM_KIND_OBJECTIVE,  /* a weighted loss term of training */
+  STSIM_KIND_TEACHER,    /* a frozen scorer of in-batch pairs (ranking distillation) */
+  STSIM_KIND_EVALUATOR,  /* scores an encoder on held-out data */
+  STSIM_KIND_N_KINDS     /* new kinds are added before this, never in between */
+} StsimKind;
+
+const char *stsim_kind_name (StsimKind kind);                       /* "encoder", ... */
+gboolean    stsim_kind_from_name (const char *name, StsimKind *out);
+
+/* An instance built from one recipe section, e.g. [encoder.main]. */
+typedef struct _StsimComponent StsimComponent;
+/* What create() may ask of the run: data root, seed, threads, other components. */
+typedef struct _StsimContext StsimContext;
+/* Opaque types owned by later layers (numerics, trainer). */
+typedef struct _StsimTrainStep StsimTrainStep;
+typedef struct _StsimTensor StsimTensor;
+
+/* ---- kind: encoder ---------------------------------------------------- */
+typedef struct {
+  /* Size D of the vectors encode() writes. Required. */
+  gsize    (*dim)     (gpointer state);
+  /* Optional: all sentences of a task before any encode() of that task
+   * (SentEval's prepare), for encoders that need corpus statistics. */
+  gboolean (*prepare) (gpointer state, const char *const *sentences, gsize n, GError **error);
+  /* Required: eval-mode embeddings of n sentences into out[n, D], row-major. */
+  gboolean (*encode)  (gpointer state, const char *const *sentences, gsize n, float *out, GError **error);
+} StsimEncoderVTable;
+
+/* ---- kind: evaluator -------------------------------------------------- */
+typedef enum {
+  STSIM_EVAL_TEST,  /* the reported numbers */
+  STSIM_EVAL_DEV,   /* model selection during training */
+} StsimEvalMode;
+
+typedef struct {
+  /* Required: scores @encoder. Fills @report with the evaluator's full
+   * results (its schema is documented by the plugin) and *primary with the
+   * one number that model selection maximises. */
+  gboolean (*evaluate) (gpointer state, StsimComponent *encoder, StsimEvalMode mode,
+                        JsonObject *report, double *primary, GError **error);
+} StsimEvaluatorVTable;
+
+/* ---- kind: objective -------------------------------------------------- */
+typedef struct {
+  /* Required: the scalar loss of one training step, built from autograd ops
+   * on the step's tape so that its gradient comes for free. */
+  gboolean (*loss) (gpointer state, StsimTrainStep *step, StsimTensor **loss, GError **error);
+} StsimObjectiveVTable;
+
+/* ---- kind: teacher ---------------------------------------------------- */
+typedef struct {
+  /* Required: the teacher's pairwise score matrix of the step's B sentences
+   * into sim[B, B], row-major. */
+  gboolean (*similarity) (gpointer state, StsimTrainStep *step, float *sim, GError **error);
+} StsimTeacherVTable;
+
+/* ---- descriptors ------------------------------------------------------ */
+typedef struct {
+  StsimKind             kind;
+  const char           *name;      /* [a-z][a-z0-9-]*, unique within its kind */
+  const char           *summary;   /* one line */
+  const StsimParamSpec *params;    /* terminated by { NULL }; NULL means none */
+  gpointer            (*create)  (const StsimParams *params, StsimContext *ctx, GError **error);
+  void                (*destroy) (gpointer state);
+  const void           *vtable;    /* the Stsim<Kind>VTable of .kind */
+  gsize                 vtable_size;
+  gpointer              reserved[4];
+} StsimComponentDesc;
+
+#define STSIM_VTABLE(vt) .vtable = &(vt), .vtable_size = sizeof (vt)
+
+typedef struct {
+  guint32                          abi_major, abi_minor;
+  const char                      *name;      /* [a-z][a-z0-9-]* */
+  const char                      *version;
+  const char                      *license;   /* SPDX identifier */
+  const char                      *summary;
+  const char                      *citation;  /* BibTeX or NULL */
+  const char                      *origin;    /* URL or NULL */
+  const StsimComponentDesc *const *components; /* NULL-terminated, at least one */
+  gpointer                         reserved[4];
+} StsimPluginDesc;
+
+#define STSIM_PLUGIN_SYMBOL "stsim_plugin_describe"
+typedef const StsimPluginDesc *(*StsimPluginDescribeFunc) (void);
+
+/* Defines the exported entry point. The components follow the citation. */
+#define STSIM_PLUGIN_DEFINE(name_, version_, license_, summary_, citation_, ...)      \
+  G_MODULE_EXPORT const StsimPluginDesc *stsim_plugin_describe (void);                 \
+  G_MODULE_EXPORT const StsimPluginDesc *stsim_plugin_describe (void)                  \
+  {                                                                                    \
+    static const StsimComponentDesc *const components_[] = { __VA_ARGS__, NULL };      \
+    static const StsimPluginDesc desc_ = {                                             \
+      .abi_major = STSIM_ABI_MAJOR, .abi_minor = STSIM_ABI_MINOR,                      \
+      .name = (name_), .version = (version_), .license = (license_),                   \
+      .summary = (summary_), .citation = (citation_), .components = components_ };     \
+    return &desc_;                                                                     \
+  }
+
+/* ---- component instances ---------------------------------------------- */
+const StsimComponentDesc *stsim_component_get_desc   (StsimComponent *component);
+const char               *stsim_component_get_label  (StsimComponent *component); /* "encoder.main" */
+const StsimParams        *stsim_component_get_params (StsimComponent *component);
+gpointer                  stsim_component_get_state  (StsimComponent *component);
+
+/* Kind-checked calls; an optional op that a plugin lacks is a no-op. */
+gsize    stsim_encoder_dim     (StsimComponent *encoder);
+gboolean stsim_encoder_prepare (StsimComponent *encoder, const char *const *sentences, gsize n, GError **error);
+gboolean stsim_encoder_encode  (StsimComponent *encoder, const char *const *sentences, gsize n,
+                                float *out, GError **error);
+gboolean stsim_evaluator_evaluate (StsimComponent *evaluator, StsimComponent *encoder, StsimEvalMode mode,
+                                   JsonObject *report, double *primary, GError **error);
+
+/* ---- context ----------------------------------------------------------- */
+/* The data root (--data, STSIM_DATA, or the build's default); never NULL. */
+const char     *stsim_context_get_data_dir (StsimContext *ctx);
+guint64         stsim_context_get_seed     (StsimContext *ctx);
+int             stsim_context_get_threads  (StsimContext *ctx);
+/* Another component of the same recipe by label ("teacher.t1"), or NULL. */
+StsimComponent *stsim_context_lookup       (StsimContext *ctx, const char *label);
+
+G_END_DECLS
