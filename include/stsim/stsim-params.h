@@ -83,4 +83,17 @@ const char *const *stsim_params_get_refs   (const StsimParams *params, const cha
 /* Canonical text of a value, as the resolved recipe writes it; NULL when unset. */
 char              *stsim_params_to_string  (const StsimParams *params, const char *name);
 
+/* Additions beyond the first contract. */
+/* A deep copy (values and path variables). */
+StsimParams       *stsim_params_copy       (const StsimParams *params);
+/* What ${data} and ${recipe_dir} expand to in PATH values set or defaulted
+ * afterwards. Unset data_dir: stsim's data root (STSIM_DATA or the build
+ * default); unset recipe_dir: ${recipe_dir} is an error. */
+void               stsim_params_set_path_vars (StsimParams *params, const char *data_dir, const char *recipe_dir);
+/* Parses @value for @spec without storing it (the recipe parser's check);
+ * @canonical_out (optional) gets the canonical text. */
+gboolean           stsim_param_parse_check (const StsimParamSpec *spec, const char *value,
+                                            const char *data_dir, const char *recipe_dir,
+                                            char **canonical_out, GError **error);
+
 G_END_DECLS

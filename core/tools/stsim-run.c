@@ -1,0 +1,200 @@
+/* stsim-run: runs a recipe.
+ *
+ *   stsim-run RECIPE [--set SECTION.KEY=VALUE]... [--data DIR] [--dry-run]
+ *
+ * Validates the recipe (all errors at once), prints the plan (every
+ * component with its resolved parameters), instantiates the components in
+ * dependency order and writes <output>/resolved.ini. A recipe with one
+ * encoder, evaluators and no objectives is an evaluation: each evaluator
+ * scores the encoder in test mode, its table is printed and the reports go
+ * to <output>/results.json.
+ *
+ * Exit status: 0 success, 1 invalid input or a failed run, 2 usage error.
+ */
+#include "tool-common.h"
+#include "stsim-config.h"
+
+#include <string.h>
+
+static char *opt_plugin_path, *opt_data;
+static char **opt_set;
+static gboolean opt_dry_run;
+
+static const GOptionEntry entries[] = {
+  { "set", 's', 0, G_OPTION_ARG_STRING_ARRAY, &opt_set, "Override (or add) a recipe value; repeatable", "SECTION.KEY=VALUE" },
+  { "data", 'd', 0, G_OPTION_ARG_FILENAME, &opt_data, "Data root (default: $STSIM_DATA or the build's)", "DIR" },
+  { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &opt_dry_run, "Validate and print the plan; create and write nothing", NULL },
+  { "plugin-path", 'p', 0, G_OPTION_ARG_STRING, &opt_plugin_path, "Search these folders (':'-separated) first", "DIRS" },
+  { NULL }
+};
+
+static void
+print_plan (const StsimRecipe *r)
+{
+  g_print ("recipe  %s\nname    %s\noutput  %s\ndata    %s\nseed    %" G_GUINT64_FORMAT "\nthreads %d%s\n",
+           stsim_recipe_get_path (r), stsim_recipe_get_name (r), stsim_recipe_get_output (r),
+           stsim_recipe_get_data_dir (r), stsim_recipe_get_seed (r), stsim_recipe_get_threads (r),
+           stsim_recipe_get_threads (r) == 0 ? " (all cores)" : "");
+  g_print ("\nPlan (%u component%s, in creation order):\n", stsim_recipe_get_n_ordered (r),
+           stsim_recipe_get_n_ordered (r) == 1 ? "" : "s");
+  for (guint i = 0; i < stsim_recipe_get_n_ordered (r); i++) {
+    const StsimRecipeComponent *c = stsim_recipe_get_ordered (r, i);
+    g_print ("  %u. [%s] %s (plugin %s %s)", i + 1, c->label, c->use, c->entry->plugin->name,
+             c->entry->plugin->version);
+    if (c->kind == STSIM_KIND_OBJECTIVE)
+      g_print (", weight %g", c->weight);
+    g_print ("\n");
+    for (const StsimParamSpec *p = stsim_params_get_specs (c->params); p && p->name; p++) {
+      g_autofree char *v = stsim_params_to_string (c->params, p->name);
+      if (v)
+        g_print ("       %s = %s\n", p->name, v);
+    }
+  }
+  for (guint i = 0; i < stsim_recipe_get_n_components (r); i++) {
+    const StsimRecipeComponent *c = stsim_recipe_get_component (r, i);
+    if (!c->enabled)
+      g_print ("  -  [%s] %s (disabled)\n", c->label, c->use);
+  }
+}
+
+/* The report's "table" object as two aligned rows: names, then values (two decimals). */
+static void
+print_table (JsonObject *report)
+{
+  JsonObject *table;
+  g_autoptr(GList) members = NULL;
+  GString *head = g_string_new ("  "), *vals = g_string_new ("  ");
+
+  if (!json_object_has_member (report, "table") ||
+      JSON_NODE_TYPE (json_object_get_member (report, "table")) != JSON_NODE_OBJECT)
+    return;
+  table = json_object_get_object_member (report, "table");
+  members = json_object_get_members (table);  /* insertion order */
+  for (GList *l = members; l; l = l->next) {
+    JsonNode *n = json_object_get_member (table, l->data);
+    g_autofree char *v = NULL;
+    if (JSON_NODE_HOLDS_VALUE (n) && (json_node_get_value_type (n) == G_TYPE_DOUBLE ||
+                                      json_node_get_value_type (n) == G_TYPE_INT64))
+      v = g_strdup_printf ("%.2f", json_node_get_double (n));
+    else if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
+      v = g_strdup (json_node_get_string (n));
+    else
+      v = g_strdup ("-");
+    int w = MAX ((int) strlen (l->data), (int) strlen (v));
+    g_string_append_printf (head, "%*s  ", w, (const char *) l->data);
+    g_string_append_printf (vals, "%*s  ", w, v);
+  }
+  g_print ("%s\n%s\n", g_strchomp (head->str), g_strchomp (vals->str));
+  g_string_free (head, TRUE);
+  g_string_free (vals, TRUE);
+}
+
+static StsimComponent *
+the_encoder (StsimContext *ctx)
+{
+  guint n;
+  StsimComponent *const *all = stsim_context_get_components (ctx, &n);
+  for (guint i = 0; i < n; i++)
+    if (stsim_component_get_kind (all[i]) == STSIM_KIND_ENCODER)
+      return all[i];
+  return NULL;
+}
+
+static gboolean
+evaluate (const StsimRecipe *r, StsimContext *ctx, GError **error)
+{
+  StsimComponent *encoder = the_encoder (ctx);
+  g_autoptr(JsonObject) all = json_object_new ();
+  JsonObject *single = NULL;
+  g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+  g_autofree char *path = NULL;
+  guint n, n_eval = 0;
+  StsimComponent *const *comps = stsim_context_get_components (ctx, &n);
+
+  for (guint i = 0; i < n; i++) {
+    g_autoptr(JsonObject) report = NULL;
+    double primary = 0;
+    gint64 t0;
+    if (stsim_component_get_kind (comps[i]) != STSIM_KIND_EVALUATOR)
+      continue;
+    report = json_object_new ();
+    g_print ("\n[%s] %s on [%s] (test)\n", stsim_component_get_label (comps[i]),
+             stsim_component_get_desc (comps[i])->name, stsim_component_get_label (encoder));
+    t0 = g_get_monotonic_time ();
+    if (!stsim_evaluator_evaluate (comps[i], encoder, STSIM_EVAL_TEST, report, &primary, error)) {
+      g_prefix_error (error, "[%s]: ", stsim_component_get_label (comps[i]));
+      return FALSE;
+    }
+    print_table (report);
+    g_print ("  primary %.4f, %.1f s\n", primary, (g_get_monotonic_time () - t0) / 1e6);
+    json_object_set_object_member (all, stsim_component_get_label (comps[i]), json_object_ref (report));
+    single = report;
+    n_eval++;
+  }
+  path = g_build_filename (stsim_recipe_get_output (r), "results.json", NULL);
+  json_node_set_object (root, n_eval == 1 ? single : all);
+  if (!tool_write_json (path, root, error))
+    return FALSE;
+  g_print ("\nwrote %s\n", path);
+  return TRUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr(GOptionContext) context = g_option_context_new ("RECIPE");
+  g_auto(GStrv) args = g_strdupv (argv);
+  g_autoptr(StsimRegistry) reg = NULL;
+  g_autoptr(StsimRecipe) recipe = NULL;
+  g_autoptr(StsimContext) ctx = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *resolved = NULL;
+
+  g_set_prgname ("stsim-run");
+  g_option_context_set_summary (context, "Runs an stsim recipe (see docs/recipes.md).");
+  g_option_context_set_description (context, "Exit status: 0 success, 1 invalid input or failed run, 2 usage error.\n");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!tool_parse_options (context, &args))
+    return STSIM_EXIT_USAGE;
+  if (g_strv_length (args) != 2)
+    return tool_usage_error ("expected exactly one RECIPE, got %u", g_strv_length (args) - 1);
+
+  reg = tool_registry_new (opt_plugin_path);
+  recipe = stsim_recipe_load (reg, args[1], (const char *const *) opt_set, opt_data, &error);
+  if (!recipe) {
+    tool_print_error (error);
+    tool_print_failure_hint (reg);
+    return STSIM_EXIT_INVALID;
+  }
+  tool_print_warnings (recipe);
+  print_plan (recipe);
+  if (opt_dry_run) {
+    g_print ("\ndry run: nothing created, nothing written\n");
+    return STSIM_EXIT_OK;
+  }
+
+  ctx = stsim_recipe_new_context (recipe);
+  if (!stsim_recipe_instantiate (recipe, ctx, &error) ||
+      !stsim_recipe_write_resolved (recipe, stsim_recipe_get_output (recipe), &error)) {
+    tool_print_error (error);
+    return STSIM_EXIT_INVALID;
+  }
+  resolved = g_build_filename (stsim_recipe_get_output (recipe), "resolved.ini", NULL);
+  g_print ("\nwrote %s\n", resolved);
+
+  if (stsim_recipe_count_kind (recipe, STSIM_KIND_OBJECTIVE) == 0 &&
+      stsim_recipe_count_kind (recipe, STSIM_KIND_EVALUATOR) > 0) {
+    if (stsim_recipe_count_kind (recipe, STSIM_KIND_ENCODER) != 1) {
+      g_printerr ("stsim-run: an evaluation needs exactly one enabled encoder; this recipe has %u\n",
+                  stsim_recipe_count_kind (recipe, STSIM_KIND_ENCODER));
+      return STSIM_EXIT_INVALID;
+    }
+    if (!evaluate (recipe, ctx, &error)) {
+      tool_print_error (error);
+      return STSIM_EXIT_INVALID;
+    }
+  } else if (stsim_recipe_count_kind (recipe, STSIM_KIND_OBJECTIVE) > 0) {
+    g_print ("\nnote: this stsim has no trainer yet; the objectives were created, nothing was trained\n");
+  }
+  return STSIM_EXIT_OK;
+}

@@ -1,0 +1,112 @@
+/* stsim-recipe.h: INI recipes, validated against the plugins' parameter tables.
+ *
+ *   [run]                      # core section, table-driven
+ *   seed = 7
+ *   [encoder]                  # [KIND] or [KIND.LABEL]
+ *   use = bow-idf              # the component; every other key is one of its parameters
+ *   [evaluator.sts]
+ *   use = sts
+ *
+ * Core keys of a component section: `use` (required), `enabled` (bool,
+ * default true; a disabled section is validated but not instantiated) and, for
+ * objectives only, `weight` (double >= 0, default 1). Core sections that are
+ * not components ([run], and whatever later layers register, e.g. [train])
+ * are described by a parameter table like a component.
+ *
+ * stsim_recipe_load() collects every error of a recipe (unknown section kind,
+ * unknown component, unknown key, wrong type, out of range, missing required
+ * key, missing `use`, dangling or mistyped reference, reference cycle) and
+ * returns them together in one STSIM_ERROR_RECIPE error, one per line, each
+ * as "FILE:LINE: [section] ..." with the nearest valid name where there is
+ * one; values that came from an override say "(from --set)".
+ *
+ *   g_autoptr(StsimRecipe) r = stsim_recipe_load (reg, "recipes/quickstart.ini",
+ *                                                 overrides, NULL, &err);
+ *   g_autoptr(StsimContext) ctx = stsim_recipe_new_context (r);
+ *   stsim_recipe_instantiate (r, ctx, &err);
+ *   stsim_recipe_write_resolved (r, stsim_recipe_get_output (r), &err);
+ */
+#pragma once
+#include <glib.h>
+#include "stsim-error.h"
+#include "stsim-params.h"
+#include "stsim-plugin.h"
+#include "stsim-registry.h"
+
+G_BEGIN_DECLS
+
+typedef struct _StsimRecipe StsimRecipe;
+
+/* One component section, after validation. */
+typedef struct {
+  const char               *label;    /* "encoder", "objective.rank" */
+  StsimKind                 kind;
+  const char               *use;
+  const StsimRegistryEntry *entry;
+  const StsimParams        *params;   /* every default applied */
+  double                    weight;   /* objectives; 1 otherwise */
+  gboolean                  enabled;
+  int                       line;     /* of the section header; 0 when it came from --set */
+} StsimRecipeComponent;
+
+/* Registers a core section (not a component) described by @specs, which must
+ * stay valid for the life of the process. FALSE if @name is taken, is a
+ * component kind, or @specs do not validate. [run] is built in:
+ *   name    string  default: the recipe file name without .ini
+ *   seed    int     default 42
+ *   threads int     0 = all cores, default 0
+ *   output  path    default runs/<name> */
+gboolean stsim_recipe_register_core_section (const char *name, const StsimParamSpec *specs, GError **error);
+
+/* @overrides: NULL-terminated "section.key=value" strings (the key is after
+ * the last '.' before '='), applied on top of the file and validated the same
+ * way; they may add sections. @data_dir: the root ${data} expands to (NULL:
+ * stsim_data_dir_resolve (NULL)). */
+StsimRecipe *stsim_recipe_load      (StsimRegistry *reg, const char *path, const char *const *overrides,
+                                     const char *data_dir, GError **error);
+/* The same from text in memory; @path names it in messages and gives
+ * ${recipe_dir} and the default run name. */
+StsimRecipe *stsim_recipe_load_data (StsimRegistry *reg, const char *text, gssize length, const char *path,
+                                     const char *const *overrides, const char *data_dir, GError **error);
+void         stsim_recipe_free      (StsimRecipe *recipe);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimRecipe, stsim_recipe_free)
+
+const char *stsim_recipe_get_path     (const StsimRecipe *recipe);
+const char *stsim_recipe_get_data_dir (const StsimRecipe *recipe);
+/* [run] values. */
+const char *stsim_recipe_get_name     (const StsimRecipe *recipe);
+const char *stsim_recipe_get_output   (const StsimRecipe *recipe);
+guint64     stsim_recipe_get_seed     (const StsimRecipe *recipe);
+int         stsim_recipe_get_threads  (const StsimRecipe *recipe);
+/* A core section's values (defaults applied, also when the recipe lacks the
+ * section); NULL if no such core section is registered. */
+const StsimParams *stsim_recipe_get_core (const StsimRecipe *recipe, const char *section);
+/* Warnings that do not stop a run (deprecated parameters), one per entry. */
+const char *const *stsim_recipe_get_warnings (const StsimRecipe *recipe);
+
+/* Component sections in file order (then --set order). */
+guint                       stsim_recipe_get_n_components  (const StsimRecipe *recipe);
+const StsimRecipeComponent *stsim_recipe_get_component     (const StsimRecipe *recipe, guint i);
+const StsimRecipeComponent *stsim_recipe_lookup_component  (const StsimRecipe *recipe, const char *label);
+/* Enabled components in instantiation order: referenced labels first. */
+guint                       stsim_recipe_get_n_ordered     (const StsimRecipe *recipe);
+const StsimRecipeComponent *stsim_recipe_get_ordered       (const StsimRecipe *recipe, guint i);
+/* How many enabled components of @kind the recipe has. */
+guint                       stsim_recipe_count_kind        (const StsimRecipe *recipe, StsimKind kind);
+
+/* A context with the recipe's data root, seed and threads. */
+StsimContext *stsim_recipe_new_context (const StsimRecipe *recipe);
+/* Creates every enabled component in dependency order and adds it to @ctx
+ * (which destroys them in reverse order). On failure the components created
+ * so far stay in @ctx. */
+gboolean      stsim_recipe_instantiate (const StsimRecipe *recipe, StsimContext *ctx, GError **error);
+
+/* The fully resolved recipe as INI text: a header comment (stsim and plugin
+ * versions), [run] and the other core sections given, then one section per
+ * component, `use` first, every value explicit. Loading this text again gives
+ * the same text. */
+char     *stsim_recipe_to_string      (const StsimRecipe *recipe);
+/* Writes stsim_recipe_to_string() to @dir/resolved.ini atomically, creating @dir. */
+gboolean  stsim_recipe_write_resolved (const StsimRecipe *recipe, const char *dir, GError **error);
+
+G_END_DECLS
