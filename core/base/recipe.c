@@ -106,6 +106,18 @@ typedef struct {
   gboolean           present;
 } CoreValues;
 
+typedef struct {
+  int   line;  /* for sorting; G_MAXINT when the error has no line */
+  char *text;
+} RecipeError;
+
+static void
+recipe_error_free (RecipeError *e)
+{
+  g_free (e->text);
+  g_free (e);
+}
+
 struct _StsimRecipe {
   StsimRegistry *reg;
   char          *path, *dir, *data_dir;
@@ -114,7 +126,7 @@ struct _StsimRecipe {
   GPtrArray     *core;      /* CoreValues* */
   GPtrArray     *warnings;  /* char*, NULL-terminated when loaded */
   /* while loading */
-  GPtrArray     *errors;
+  GPtrArray     *errors;    /* RecipeError* */
   GHashTable    *origin;    /* "section" or "section\037key" -> line (0: --set) */
 };
 
@@ -194,6 +206,23 @@ vlocated (StsimRecipe *r, const char *section, const char *key, const char *fmt,
   return g_string_free (s, FALSE);
 }
 
+/* Takes @text. Lines <= 0 (--set, none) sort after the file's lines. */
+static void
+add_error (StsimRecipe *r, int line, char *text)
+{
+  RecipeError *e = g_new0 (RecipeError, 1);
+  e->line = line > 0 ? line : G_MAXINT;
+  e->text = text;
+  g_ptr_array_add (r->errors, e);
+}
+
+static int
+compare_errors (gconstpointer a, gconstpointer b)
+{
+  const RecipeError *x = *(RecipeError *const *) a, *y = *(RecipeError *const *) b;
+  return (x->line > y->line) - (x->line < y->line);
+}
+
 static void
 recipe_error (StsimRecipe *r, const char *section, const char *key, const char *fmt, ...) G_GNUC_PRINTF (4, 5);
 
@@ -202,7 +231,7 @@ recipe_error (StsimRecipe *r, const char *section, const char *key, const char *
 {
   va_list ap;
   va_start (ap, fmt);
-  g_ptr_array_add (r->errors, vlocated (r, section, key, fmt, ap));
+  add_error (r, section ? origin_line (r, section, key) : -1, vlocated (r, section, key, fmt, ap));
   va_end (ap);
 }
 
@@ -274,7 +303,7 @@ scan_text (StsimRecipe *r, const char *text, gsize length, GPtrArray *sections)
     if (*l == '[') {
       int prev;
       if (l[strlen (l) - 1] != ']') {
-        g_ptr_array_add (r->errors, g_strdup_printf ("%s:%d: malformed section header '%s'", r->path, n, l));
+        add_error (r, n, g_strdup_printf ("%s:%d: malformed section header '%s'", r->path, n, l));
         fatal = TRUE;
         cur = NULL;
         continue;
@@ -282,7 +311,7 @@ scan_text (StsimRecipe *r, const char *text, gsize length, GPtrArray *sections)
       l[strlen (l) - 1] = '\0';
       l++;
       if ((prev = origin_line (r, l, NULL)) > 0) {
-        g_ptr_array_add (r->errors, g_strdup_printf ("%s:%d: section [%s] appears twice (first at line %d)",
+        add_error (r, n, g_strdup_printf ("%s:%d: section [%s] appears twice (first at line %d)",
                                                      r->path, n, l, prev));
         cur = scan_find (sections, l);
         continue;
@@ -294,19 +323,19 @@ scan_text (StsimRecipe *r, const char *text, gsize length, GPtrArray *sections)
       *eq = '\0';
       g_strstrip (l);
       if (!cur) {
-        g_ptr_array_add (r->errors, g_strdup_printf ("%s:%d: key '%s' is outside any section", r->path, n, l));
+        add_error (r, n, g_strdup_printf ("%s:%d: key '%s' is outside any section", r->path, n, l));
         fatal = TRUE;
         continue;
       }
       if ((prev = origin_line (r, cur->name, l)) > 0) {
-        g_ptr_array_add (r->errors, g_strdup_printf ("%s:%d: [%s] key '%s' appears twice (first at line %d)",
+        add_error (r, n, g_strdup_printf ("%s:%d: [%s] key '%s' appears twice (first at line %d)",
                                                      r->path, n, cur->name, l, prev));
         continue;
       }
       set_origin (r, cur->name, l, n);
       g_ptr_array_add (cur->keys, g_strdup (l));
     } else {
-      g_ptr_array_add (r->errors, g_strdup_printf ("%s:%d: '%s' is not a [section], a key = value line or a "
+      add_error (r, n, g_strdup_printf ("%s:%d: '%s' is not a [section], a key = value line or a "
                                                    "# comment", r->path, n, l));
       fatal = TRUE;
     }
@@ -326,7 +355,7 @@ apply_overrides (StsimRecipe *r, GKeyFile *kf, const char *const *overrides, GPt
     char *dot = lhs ? strrchr (lhs, '.') : NULL;
     ScanSection *s;
     if (!dot || dot == lhs || dot[1] == '\0') {
-      g_ptr_array_add (r->errors, g_strdup_printf ("--set '%s': expected SECTION.KEY=VALUE", o));
+      add_error (r, 0, g_strdup_printf ("--set '%s': expected SECTION.KEY=VALUE", o));
       continue;
     }
     *dot = '\0';
@@ -622,7 +651,7 @@ stsim_recipe_load_data (StsimRegistry *reg, const char *text, gssize length, con
   r->ordered = g_ptr_array_new ();
   r->core = g_ptr_array_new_with_free_func ((GDestroyNotify) core_values_free);
   r->warnings = g_ptr_array_new_with_free_func (g_free);
-  r->errors = g_ptr_array_new_with_free_func (g_free);
+  r->errors = g_ptr_array_new_with_free_func ((GDestroyNotify) recipe_error_free);
   r->origin = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   if (!g_utf8_validate (text, len, NULL)) {
@@ -631,7 +660,7 @@ stsim_recipe_load_data (StsimRegistry *reg, const char *text, gssize length, con
   }
   parsed = scan_text (r, text, len, scanned);
   if (parsed && !g_key_file_load_from_data (kf, text, len, G_KEY_FILE_NONE, &e)) {
-    g_ptr_array_add (r->errors, g_strdup_printf ("%s: %s", path, e->message));
+    add_error (r, 0, g_strdup_printf ("%s: %s", path, e->message));
     g_clear_error (&e);
     parsed = FALSE;
   }
@@ -695,9 +724,12 @@ stsim_recipe_load_data (StsimRegistry *reg, const char *text, gssize length, con
     order_sections (r);
 
   if (r->errors->len) {
-    g_ptr_array_add (r->errors, NULL);
-    g_autofree char *msg = g_strjoinv ("\n", (char **) r->errors->pdata);
-    g_set_error_literal (error, STSIM_ERROR, STSIM_ERROR_RECIPE, msg);
+    GString *msg = g_string_new (NULL);
+    g_ptr_array_sort (r->errors, compare_errors);  /* stable: by line, then in the order found */
+    for (guint i = 0; i < r->errors->len; i++)
+      g_string_append_printf (msg, "%s%s", i ? "\n" : "", ((RecipeError *) g_ptr_array_index (r->errors, i))->text);
+    g_set_error_literal (error, STSIM_ERROR, STSIM_ERROR_RECIPE, msg->str);
+    g_string_free (msg, TRUE);
     return NULL;
   }
   g_ptr_array_add (r->warnings, NULL);

@@ -267,15 +267,16 @@ stsim_registry_load_file (StsimRegistry *reg, const char *path, GError **error)
   }
   if (desc->name && (same = find_plugin (reg, desc->name))) {
     g_autofree char *a = g_path_get_basename (same->file), *b = g_path_get_basename (path);
-    char *m;
+    /* desc lives in the module: read it before closing. */
+    char *m = g_strdup_printf ("plugin name '%s' is already used by %s", desc->name, same->file);
     g_module_close (module);
     if (strcmp (a, b) == 0) {
       /* The same plugin again, later in the search path: shadowed, not an error. */
       g_debug ("plugin %s is shadowed by %s", path, same->file);
       g_hash_table_replace (reg->seen, g_strdup (real), reg);
+      g_free (m);
       return TRUE;
     }
-    m = g_strdup_printf ("plugin name '%s' is already used by %s", desc->name, same->file);
     return fail (reg, real, path, STSIM_LOAD_STAGE_VALIDATE, m, error);
   }
   if ((problems = validate_plugin (reg, desc))) {

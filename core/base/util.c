@@ -1,6 +1,7 @@
 /* util.c: edit distance, suggestions, name checks, number formatting. */
 #include "base/util.h"
 
+#include <math.h>
 #include <string.h>
 
 guint
@@ -87,6 +88,8 @@ stsim_util_format_double (double v)
 {
   char buf[G_ASCII_DTOSTR_BUF_SIZE], fmt[8];
 
+  if (v == (double) (gint64) v && fabs (v) < 1e15)  /* integral: no exponent, no ".0" */
+    return g_strdup_printf ("%" G_GINT64_FORMAT, (gint64) v);
   for (int prec = 1; prec <= 17; prec++) {
     g_snprintf (fmt, sizeof fmt, "%%.%dg", prec);
     g_ascii_formatd (buf, sizeof buf, fmt, v);
