@@ -1,0 +1,208 @@
+/* stsim-eval: the SentEval-protocol STS table for a checkpoint or an encoder.
+ *
+ *   stsim-eval (--model DIR | --encoder NAME [--set key=value ...]) [--pooler NAME]
+ *              [--data DIR] [--tasks LIST] [--mode test|dev] [--json FILE]
+ *
+ * Exit codes: 0 ok, 1 invalid input (missing data, malformed file, missing
+ * plugin, encoder failure), 2 usage.
+ */
+#include <string.h>
+
+#include "stsim/stsim-eval.h"
+#include "stsim/stsim-registry.h"
+#include "tool-common.h"
+
+static gsize
+enc_dim (gpointer user_data)
+{
+  return stsim_encoder_dim (user_data);
+}
+
+static gboolean
+enc_prepare (gpointer user_data, const char *const *sentences, gsize n, GError **error)
+{
+  return stsim_encoder_prepare (user_data, sentences, n, error);
+}
+
+static gboolean
+enc_encode (gpointer user_data, const char *const *sentences, gsize n, float *out, GError **error)
+{
+  return stsim_encoder_encode (user_data, sentences, n, out, error);
+}
+
+/* model_type of DIR/config.json, which names the encoder plugin. */
+static char *
+read_model_type (const char *dir, GError **error)
+{
+  g_autofree char *path = g_build_filename (dir, "config.json", NULL);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) e = NULL;
+  if (!g_file_test (dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "--model: '%s' is not a folder (expected a Hugging Face "
+                 "checkpoint folder with config.json)", dir);
+    return NULL;
+  }
+  if (!json_parser_load_from_file (parser, path, &e)) {
+    g_set_error (error, STSIM_ERROR, g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? STSIM_ERROR_NOT_FOUND
+                                                                                          : STSIM_ERROR_PARSE,
+                 "%s: %s", path, e->message);
+    return NULL;
+  }
+  JsonNode *root = json_parser_get_root (parser);
+  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonNode *mt = o ? json_object_get_member (o, "model_type") : NULL;
+  if (mt == NULL || !JSON_NODE_HOLDS_VALUE (mt) || json_node_get_value_type (mt) != G_TYPE_STRING) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_PARSE, "%s: no string member \"model_type\" (expected \"bert\", "
+                 "\"roberta\" or \"distilbert\")", path);
+    return NULL;
+  }
+  const char *type = json_node_get_string (mt);
+  if (strcmp (type, "bert") != 0 && strcmp (type, "roberta") != 0 && strcmp (type, "distilbert") != 0) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_UNSUPPORTED, "%s: model_type \"%s\" is not supported (expected "
+                 "\"bert\", \"roberta\" or \"distilbert\")", path, type);
+    return NULL;
+  }
+  return g_strdup (type);
+}
+
+static gboolean
+set_param (StsimParams *params, const char *encoder, const char *key, const char *value, const char *from,
+           GError **error)
+{
+  if (!stsim_params_set (params, key, value, error)) {
+    g_prefix_error (error, "encoder '%s' (%s): ", encoder, from);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *model = NULL, *encoder_name = NULL, *pooler = NULL, *data = NULL, *tasks = NULL;
+  g_autofree char *mode_text = NULL, *json_path = NULL, *plugin_path = NULL, *dev_tasks = NULL;
+  g_auto (GStrv) sets = NULL;
+  gboolean skip_train = FALSE;
+  gint batch_size = 128;
+  GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "Hugging Face checkpoint folder (config.json names the encoder)", "DIR" },
+    { "encoder", 'e', 0, G_OPTION_ARG_STRING, &encoder_name, "encoder component to evaluate (e.g. bow, bow-idf)", "NAME" },
+    { "set", 's', 0, G_OPTION_ARG_STRING_ARRAY, &sets, "encoder parameter (repeatable)", "KEY=VALUE" },
+    { "pooler", 'p', 0, G_OPTION_ARG_STRING, &pooler, "the encoder's pooler (e.g. cls_before_pooler)", "NAME" },
+    { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data, "folder laid out like ../shared/data (default: $STSIM_DATA)", "DIR" },
+    { "tasks", 't', 0, G_OPTION_ARG_STRING, &tasks, "comma-separated tasks (default: all seven)", "LIST" },
+    { "dev-tasks", 0, 0, G_OPTION_ARG_STRING, &dev_tasks, "--mode dev: STSBenchmark and/or SICKRelatedness", "LIST" },
+    { "mode", 0, 0, G_OPTION_ARG_STRING, &mode_text, "test (the reported table, default) or dev (STS-B dev)", "MODE" },
+    { "json", 'j', 0, G_OPTION_ARG_FILENAME, &json_path, "write every number to FILE (atomically)", "FILE" },
+    { "batch-size", 'b', 0, G_OPTION_ARG_INT, &batch_size, "pairs per encode call (default 128)", "N" },
+    { "skip-train", 0, 0, G_OPTION_ARG_NONE, &skip_train, "do not encode the STS-B and SICK-R train splits", NULL },
+    { "plugin-path", 0, 0, G_OPTION_ARG_FILENAME, &plugin_path, "extra plugin folders, searched first", "DIRS" },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) octx = g_option_context_new ("- the SentEval STS table (STS12-16, STS-B, SICK-R)");
+  g_option_context_add_main_entries (octx, entries, NULL);
+  g_option_context_set_description (octx,
+    "Prints Spearman x100 as the SimCSE paper does: STS12-16 'all', STS-B and SICK-R test, and Avg.\n"
+    "Exit status: 0 ok, 1 invalid input, 2 usage.\n");
+  g_auto (GStrv) args = g_strdupv (argv);
+  g_set_prgname ("stsim-eval");
+  if (!tool_parse_options (octx, &args))
+    return STSIM_EXIT_USAGE;
+  if (g_strv_length (args) > 1)
+    return tool_usage_error ("unexpected argument '%s'", args[1]);
+  if ((model == NULL) == (encoder_name == NULL))
+    return tool_usage_error ("give exactly one of --model DIR and --encoder NAME");
+  StsimEvalMode mode = STSIM_EVAL_TEST;
+  if (mode_text && strcmp (mode_text, "dev") == 0)
+    mode = STSIM_EVAL_DEV;
+  else if (mode_text && strcmp (mode_text, "test") != 0)
+    return tool_usage_error ("--mode must be 'test' or 'dev', not '%s'", mode_text);
+  if (batch_size < 1)
+    return tool_usage_error ("--batch-size must be at least 1");
+  for (gsize i = 0; sets && sets[i]; i++)
+    if (strchr (sets[i], '=') == NULL || sets[i][0] == '=')
+      return tool_usage_error ("--set expects KEY=VALUE, got '%s'", sets[i]);
+
+  g_autoptr (GError) err = NULL;
+  g_autoptr (StsimRegistry) reg = tool_registry_new (plugin_path);
+  g_autofree char *data_dir = stsim_data_dir_resolve (data);
+  g_autoptr (StsimContext) ctx = stsim_context_new (data_dir, 42, 0);
+
+  /* Which encoder, and with which parameters. */
+  g_autofree char *model_type = NULL;
+  const char *name = encoder_name;
+  if (model) {
+    if (!(model_type = read_model_type (model, &err))) {
+      tool_print_error (err);
+      return STSIM_EXIT_INVALID;
+    }
+    name = model_type;
+  }
+  const StsimRegistryEntry *entry = stsim_registry_lookup (reg, STSIM_KIND_ENCODER, name);
+  if (entry == NULL) {
+    const char *near = stsim_registry_suggest (reg, STSIM_KIND_ENCODER, name);
+    if (model)
+      g_printerr ("%s: %s/config.json has model_type \"%s\", but no encoder plugin '%s' is installed; "
+                  "build plugins/encoders/%s or add its folder to STSIM_PLUGIN_PATH\n",
+                  g_get_prgname (), model, name, name, name);
+    else
+      g_printerr ("%s: no encoder named '%s'%s%s%s; 'stsim-inspect' lists the installed ones\n", g_get_prgname (),
+                  name, near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    tool_print_failure_hint (reg);
+    return STSIM_EXIT_INVALID;
+  }
+  StsimParams *params = stsim_params_new (entry->desc->params);
+  stsim_params_set_path_vars (params, data_dir, NULL);
+  gboolean ok = TRUE;
+  if (model) {
+    const StsimParamSpec *specs = entry->desc->params;
+    const char *key = specs && stsim_param_specs_lookup (specs, "checkpoint") ? "checkpoint"
+                      : specs && stsim_param_specs_lookup (specs, "path") ? "path" : NULL;
+    if (key == NULL) {
+      g_set_error (&err, STSIM_ERROR, STSIM_ERROR_PLUGIN, "encoder '%s' has no 'checkpoint' or 'path' parameter "
+                   "to load %s from", name, model);
+      ok = FALSE;
+    } else
+      ok = set_param (params, name, key, model, "--model", &err);
+  }
+  if (ok && pooler)
+    ok = set_param (params, name, "pooler", pooler, "--pooler", &err);
+  for (gsize i = 0; ok && sets && sets[i]; i++) {
+    g_autofree char *key = g_strndup (sets[i], strchr (sets[i], '=') - sets[i]);
+    const char *k = g_str_has_prefix (key, "encoder.") ? key + strlen ("encoder.") : key;
+    ok = set_param (params, name, k, strchr (sets[i], '=') + 1, "--set", &err);
+  }
+  if (ok)
+    ok = stsim_params_finish (params, &err);
+  if (!ok) {
+    stsim_params_free (params);
+    tool_print_error (err);
+    return STSIM_EXIT_INVALID;
+  }
+  StsimComponent *enc = stsim_component_new (entry->desc, "encoder", params, ctx, &err);
+  if (enc == NULL || !stsim_context_add (ctx, enc, &err)) {
+    tool_print_error (err);
+    return STSIM_EXIT_INVALID;
+  }
+
+  StsimStsEncoder callbacks = { .dim = enc_dim, .prepare = enc_prepare, .encode = enc_encode, .user_data = enc };
+  StsimStsOptions opts = {
+    .data_dir = data_dir, .tasks = tasks, .mode = mode, .dev_tasks = dev_tasks,
+    .batch_size = (gsize) batch_size, .skip_train = skip_train,
+  };
+  g_autoptr (JsonObject) report = json_object_new ();
+  json_object_set_string_member (report, "encoder", name);
+  if (model)
+    json_object_set_string_member (report, "model", model);
+  if (!stsim_sts_run (&opts, &callbacks, report, NULL, &err)) {
+    tool_print_error (err);
+    return STSIM_EXIT_INVALID;
+  }
+  g_autofree char *table = stsim_sts_report_format (report);
+  g_print ("%s", table);
+  if (json_path && !stsim_sts_report_write (report, json_path, &err)) {
+    tool_print_error (err);
+    return STSIM_EXIT_INVALID;
+  }
+  return STSIM_EXIT_OK;
+}
