@@ -1,0 +1,67 @@
+/* numerics-private.h: the tape's node list and the helpers every op file
+ * shares. Not installed. */
+#pragma once
+#include <string.h>
+#include <math.h>
+#include "stsim/stsim-tensor.h"
+#include "stsim/stsim-autograd.h"
+#include "stsim/stsim-rng.h"
+
+typedef struct _StsimNode StsimNode;
+typedef void (*StsimBackwardFunc) (StsimTape *tape, StsimNode *node);
+
+/* One recorded op. Lives in the arena; the list runs backwards via prev. */
+struct _StsimNode {
+  StsimBackwardFunc backward;
+  const char       *name;
+  StsimTensor      *out;
+  StsimTensor      *in[4];
+  gpointer          ctx;     /* op-specific saved state, arena memory */
+  StsimNode        *prev;
+};
+
+struct _StsimTape {
+  StsimArena *arena;
+  StsimNode  *last;
+  gsize       n_nodes;
+  guint64     seed;
+  guint64     step;
+  guint32     op_counter;    /* random ops of this step so far: keys dropout */
+  gboolean    grad_enabled;
+  gboolean    training;
+};
+
+/* grad_state values of a root tensor */
+enum { STSIM_GRAD_NONE = 0, STSIM_GRAD_VALID = 1 };
+
+/* Record helpers. */
+gboolean     stsim_tape_wants_grad (StsimTape *tape, StsimTensor *a, StsimTensor *b, StsimTensor *c);
+StsimTensor *stsim_tape_out (StsimTape *tape, int ndim, const gint64 *shape, gboolean requires_grad);
+StsimTensor *stsim_tape_out_like (StsimTape *tape, StsimTensor *x, gboolean requires_grad);
+StsimNode   *stsim_tape_record (StsimTape *tape, const char *name, StsimBackwardFunc backward,
+                                StsimTensor *out, StsimTensor *a, StsimTensor *b, StsimTensor *c);
+gpointer     stsim_tape_alloc (StsimTape *tape, gsize bytes);
+
+/* Gradient buffer of @t for writing. *beta is 0 when the buffer is fresh
+ * and the caller must overwrite all of t's elements, 1 when it must add. */
+float       *stsim_grad_acquire (StsimTape *tape, StsimTensor *t, float *beta);
+/* Gradient buffer of @t that is valid (zeroed if new): always add into it. */
+float       *stsim_grad_acquire_acc (StsimTape *tape, StsimTensor *t);
+static inline gboolean stsim_needs_grad (const StsimTensor *t) { return t && (t->flags & STSIM_TENSOR_REQUIRES_GRAD); }
+
+/* ---- kernels (kernels.c): vectorised leaf loops ------------------------ */
+/* Parallel when there is enough work: elements per thread below this stay serial. */
+#define STSIM_PAR_MIN 32768
+
+void  stsim_k_bias_act_forward (float *y, float *pre, const float *b, gint64 rows, gint64 cols, StsimActivation act);
+void  stsim_k_act_backward (float *dy_inout, const float *pre_or_out, gint64 n, StsimActivation act);
+void  stsim_k_gelu (float *y, const float *x, gint64 n);
+void  stsim_k_gelu_backward (float *dx, float beta, const float *dy, const float *x, gint64 n);
+/* Deterministic column sums of a [rows, cols] block added into out (cols). */
+void  stsim_k_colsum_acc (StsimTape *tape, float *out, const float *x, gint64 rows, gint64 cols);
+void  stsim_k_softmax_row (float *y, const float *x, gint64 n);
+float stsim_k_exp (float x);
+void  stsim_k_exp_inplace (float *x, gint64 n);
+/* y = beta·y + alpha·x */
+void  stsim_k_axpby (float *y, float beta, const float *x, float alpha, gint64 n);
+void  stsim_dropout_keep (guint64 seed, guint64 step, guint32 op, gint64 start, gint64 n, float p, guint8 *keep);

@@ -1,0 +1,229 @@
+/* ops-attention.c: fused multi-head self-attention over padded or packed
+ * sequences.
+ *
+ * Shape legend: N rows (all tokens), H hidden, nh heads, dh = H/nh; for a
+ * sequence s: R query rows, Kn keys (its first Kn rows).
+ *   forward, per (s, head):  S = Q_h·K_hᵀ/sqrt(dh)  [R, Kn]
+ *                            P = softmax_rows(S) ; Pd = dropout(P)
+ *                            C_h = Pd·V_h  [R, dh]  -> columns h·dh.. of out [N, H]
+ *   backward:                dPd = dC_h·V_hᵀ ; dV_h += Pdᵀ·dC_h
+ *                            dP = dPd ⊙ keep/(1-p) ; dS = P ⊙ (dP - rowsum(dP ⊙ P))
+ *                            dQ_h += dS·K_h/sqrt(dh) ; dK_h += dSᵀ·Q_h/sqrt(dh)
+ * Keys past Kn are pad keys: HF adds -10000 to their scores, which makes
+ * their softmax weight exactly 0 in fp32, so they are simply left out here.
+ * (s, head) items are independent and write disjoint blocks of the
+ * gradients, so they run in parallel with no reduction (deterministic). The
+ * small per-item GEMMs go to cblas_sgemm, which OpenBLAS runs on the calling
+ * thread inside an OpenMP region. P is saved; the dropout mask is
+ * regenerated from the counter RNG in backward instead of being stored. */
+#include <cblas.h>
+#include <omp.h>
+#include "numerics-private.h"
+
+typedef struct {
+  const StsimSeq *seqs;     /* copy in the arena */
+  gsize   n_seqs;
+  int     n_heads;
+  gint64  H, dh;
+  gint64  ldq, ldk, ldv;    /* row strides of q, k, v */
+  gint64  qoff, koff, voff; /* column offsets into their tensors */
+  gint64 *poff;             /* per sequence: offset of its P block (all heads) */
+  gint64  max_p;            /* largest R·Kn */
+  float  *P;                /* saved probabilities (pre-dropout) */
+  float   p_drop;
+  guint32 op;
+  guint64 step;             /* keys the dropout mask, with op */
+  gboolean fused;           /* q, k, v are column blocks of in[0] */
+} AttnCtx;
+
+static inline gint64 seq_keys (const StsimSeq *s) { return s->keys > 0 ? s->keys : s->rows; }
+
+static void
+attention_backward (StsimTape *tape, StsimNode *node)
+{
+  AttnCtx *c = node->ctx;
+  StsimTensor *tq = node->in[0], *tk = c->fused ? node->in[0] : node->in[1], *tv = c->fused ? node->in[0] : node->in[2];
+  gboolean gq = stsim_needs_grad (tq), gk = stsim_needs_grad (tk), gv = stsim_needs_grad (tv);
+  float *dq = gq ? stsim_grad_acquire_acc (tape, tq) + c->qoff : NULL;
+  float *dk = gk ? (c->fused ? dq - c->qoff : stsim_grad_acquire_acc (tape, tk)) + c->koff : NULL;
+  float *dv = gv ? (c->fused ? dq - c->qoff : stsim_grad_acquire_acc (tape, tv)) + c->voff : NULL;
+  const float *q = tq->data + c->qoff, *k = tk->data + c->koff, *v = tv->data + c->voff;
+  const float *dout = node->out->grad;
+  gint64 H = c->H, dh = c->dh, nh = c->n_heads;
+  float scale = 1.0f / sqrtf ((float) dh);
+  float keep_scale = c->p_drop > 0.0f ? 1.0f / (1.0f - c->p_drop) : 1.0f;
+  int nt = omp_get_max_threads ();
+  float *scratch = stsim_tape_alloc (tape, (gsize) (2 * c->max_p * nt) * sizeof (float));
+  guint8 *keepbuf = stsim_tape_alloc (tape, (gsize) (c->max_p * nt));
+  gint64 items = (gint64) c->n_seqs * nh;
+
+#pragma omp parallel for schedule(dynamic, 4) if (items > 1)
+  for (gint64 it = 0; it < items; it++) {
+    int tid = omp_get_thread_num ();
+    const StsimSeq *s = &c->seqs[it / nh];
+    gint64 h = it % nh, R = s->rows, Kn = seq_keys (s), ps = R * Kn;
+    if (R == 0)
+      continue;
+    float *P = c->P + c->poff[it / nh] + h * ps;
+    float *dP = scratch + (gint64) tid * 2 * c->max_p, *Pd = dP + c->max_p;
+    guint8 *keep = keepbuf + (gint64) tid * c->max_p;
+    const float *qh = q + s->offset * c->ldq + h * dh;
+    const float *kh = k + s->offset * c->ldk + h * dh;
+    const float *vh = v + s->offset * c->ldv + h * dh;
+    const float *dC = dout + s->offset * H + h * dh;
+    const float *Pused = P;
+    if (c->p_drop > 0.0f) {
+      stsim_dropout_keep (tape->seed, c->step, c->op, c->poff[it / nh] + h * ps, ps, c->p_drop, keep);
+      for (gint64 i = 0; i < ps; i++)
+        Pd[i] = keep[i] ? P[i] * keep_scale : 0.0f;
+      Pused = Pd;
+    }
+    /* dPd = dC·Vᵀ */
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) R, (int) Kn, (int) dh,
+                 1.0f, dC, (int) H, vh, (int) c->ldv, 0.0f, dP, (int) Kn);
+    if (gv)
+      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (int) Kn, (int) dh, (int) R,
+                   1.0f, Pused, (int) Kn, dC, (int) H, 1.0f, dv + s->offset * c->ldv + h * dh, (int) c->ldv);
+    if (!gq && !gk)
+      continue;
+    if (c->p_drop > 0.0f)
+      for (gint64 i = 0; i < ps; i++)
+        dP[i] = keep[i] ? dP[i] * keep_scale : 0.0f;
+    for (gint64 r = 0; r < R; r++) {
+      float *dpr = dP + r * Kn;
+      const float *pr = P + r * Kn;
+      float dot = 0.0f;
+      for (gint64 j = 0; j < Kn; j++)
+        dot += dpr[j] * pr[j];
+      for (gint64 j = 0; j < Kn; j++)
+        dpr[j] = pr[j] * (dpr[j] - dot);
+    }
+    if (gq)
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) R, (int) dh, (int) Kn,
+                   scale, dP, (int) Kn, kh, (int) c->ldk, 1.0f, dq + s->offset * c->ldq + h * dh, (int) c->ldq);
+    if (gk)
+      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (int) Kn, (int) dh, (int) R,
+                   scale, dP, (int) Kn, qh, (int) c->ldq, 1.0f, dk + s->offset * c->ldk + h * dh, (int) c->ldk);
+  }
+}
+
+static StsimTensor *
+attention_impl (StsimTape *tape, StsimTensor *tq, StsimTensor *tk, StsimTensor *tv, gboolean fused,
+                const StsimSeq *seqs, gsize n_seqs, int n_heads, float p_drop)
+{
+  g_return_val_if_fail (tape != NULL, NULL);
+  if (!tq || !tk || !tv)
+    return NULL;
+  g_return_val_if_fail (seqs != NULL || n_seqs == 0, NULL);
+  g_return_val_if_fail (p_drop >= 0.0f && p_drop < 1.0f, NULL);
+  char b1[64];
+  gint64 N = stsim_tensor_rows (tq);
+  gint64 H = fused ? stsim_tensor_cols (tq) / 3 : stsim_tensor_cols (tq);
+  if (n_heads <= 0 || H <= 0 || H % n_heads != 0 || (fused && stsim_tensor_cols (tq) != 3 * H)
+      || (!fused && (!stsim_tensor_same_shape (tq, tk) || !stsim_tensor_same_shape (tq, tv)))) {
+    g_critical ("stsim_attention: q %s: need [N, H] q, k, v of one shape (or [N, 3H] fused) with H divisible by %d heads",
+                stsim_tensor_shape_string (tq, b1, sizeof b1), n_heads);
+    return NULL;
+  }
+  gint64 end = 0;
+  for (gsize i = 0; i < n_seqs; i++) {
+    const StsimSeq *s = &seqs[i];
+    if (s->offset < end || s->rows < 0 || s->keys < 0 || s->offset + MAX (s->rows, s->keys) > N) {
+      g_critical ("stsim_attention: sequence %" G_GSIZE_FORMAT " (offset %d, rows %d, keys %d) is out of "
+                  "order, overlaps the previous one or runs past the %" G_GINT64_FORMAT " rows",
+                  i, s->offset, s->rows, s->keys, N);
+      return NULL;
+    }
+    end = s->offset + MAX (s->rows, s->keys);
+  }
+  gint64 dh = H / n_heads, nh = n_heads;
+  gboolean rg = stsim_tape_wants_grad (tape, tq, tk, tv);
+  gint64 oshape[2] = { N, H };
+  StsimTensor *out = stsim_tape_out (tape, 2, oshape, rg);
+  memset (out->data, 0, (gsize) (N * H) * sizeof (float));
+
+  AttnCtx *c = stsim_tape_alloc (tape, sizeof (AttnCtx));
+  memset (c, 0, sizeof *c);
+  c->n_seqs = n_seqs;
+  c->n_heads = n_heads;
+  c->H = H;
+  c->dh = dh;
+  c->fused = fused;
+  c->ldq = c->ldk = c->ldv = fused ? 3 * H : H;
+  c->qoff = 0;
+  c->koff = fused ? H : 0;
+  c->voff = fused ? 2 * H : 0;
+  c->poff = stsim_tape_alloc (tape, sizeof (gint64) * (n_seqs + 1));
+  gint64 tot = 0;
+  for (gsize i = 0; i < n_seqs; i++) {
+    gint64 ps = (gint64) seqs[i].rows * seq_keys (&seqs[i]);
+    c->poff[i] = tot;
+    tot += nh * ps;
+    c->max_p = MAX (c->max_p, ps);
+  }
+  c->p_drop = tape->training ? p_drop : 0.0f;
+  if (c->p_drop > 0.0f)
+    c->op = tape->op_counter++;
+  c->step = tape->step;
+  int nt = omp_get_max_threads ();
+  /* With grad, P is kept for backward; without, each thread reuses a block. */
+  c->P = stsim_tape_alloc (tape, (gsize) MAX (rg ? tot : c->max_p * nt, 1) * sizeof (float));
+  float *pd_scratch = stsim_tape_alloc (tape, (gsize) MAX (c->max_p * nt, 1) * sizeof (float));
+  guint8 *keepbuf = stsim_tape_alloc (tape, (gsize) MAX (c->max_p * nt, 1));
+
+  const float *q = tq->data, *k = tk->data + c->koff, *v = tv->data + c->voff;
+  float scale = 1.0f / sqrtf ((float) dh);
+  float keep_scale = c->p_drop > 0.0f ? 1.0f / (1.0f - c->p_drop) : 1.0f;
+  gint64 items = (gint64) n_seqs * nh;
+
+#pragma omp parallel for schedule(dynamic, 4) if (items > 1)
+  for (gint64 it = 0; it < items; it++) {
+    int tid = omp_get_thread_num ();
+    const StsimSeq *s = &seqs[it / nh];
+    gint64 h = it % nh, R = s->rows, Kn = seq_keys (s), ps = R * Kn;
+    if (R == 0)
+      continue;
+    float *P = rg ? c->P + c->poff[it / nh] + h * ps : c->P + (gint64) tid * c->max_p;
+    const float *qh = q + s->offset * c->ldq + h * dh;
+    const float *kh = k + s->offset * c->ldk + h * dh;
+    const float *vh = v + s->offset * c->ldv + h * dh;
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) R, (int) Kn, (int) dh,
+                 scale, qh, (int) c->ldq, kh, (int) c->ldk, 0.0f, P, (int) Kn);
+    for (gint64 r = 0; r < R; r++)
+      stsim_k_softmax_row (P + r * Kn, P + r * Kn, Kn);
+    const float *Pused = P;
+    if (c->p_drop > 0.0f) {
+      float *Pd = pd_scratch + (gint64) tid * c->max_p;
+      guint8 *keep = keepbuf + (gint64) tid * c->max_p;
+      stsim_dropout_keep (tape->seed, c->step, c->op, c->poff[it / nh] + h * ps, ps, c->p_drop, keep);
+      for (gint64 i = 0; i < ps; i++)
+        Pd[i] = keep[i] ? P[i] * keep_scale : 0.0f;
+      Pused = Pd;
+    }
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) R, (int) dh, (int) Kn,
+                 1.0f, Pused, (int) Kn, vh, (int) c->ldv, 0.0f, out->data + s->offset * H + h * dh, (int) H);
+  }
+
+  if (rg) {
+    StsimSeq *copy = stsim_tape_alloc (tape, sizeof (StsimSeq) * MAX (n_seqs, 1));
+    memcpy (copy, seqs, sizeof (StsimSeq) * n_seqs);
+    c->seqs = copy;
+    StsimNode *n = fused ? stsim_tape_record (tape, "attention", attention_backward, out, tq, NULL, NULL)
+                         : stsim_tape_record (tape, "attention", attention_backward, out, tq, tk, tv);
+    n->ctx = c;
+  }
+  return out;
+}
+
+StsimTensor *
+stsim_attention (StsimTape *tape, StsimTensor *q, StsimTensor *k, StsimTensor *v,
+                 const StsimSeq *seqs, gsize n_seqs, int n_heads, float p_drop)
+{
+  return attention_impl (tape, q, k, v, FALSE, seqs, n_seqs, n_heads, p_drop);
+}
+
+StsimTensor *
+stsim_attention_qkv (StsimTape *tape, StsimTensor *qkv, const StsimSeq *seqs, gsize n_seqs, int n_heads, float p_drop)
+{
+  return attention_impl (tape, qkv, qkv, qkv, TRUE, seqs, n_seqs, n_heads, p_drop);
+}
