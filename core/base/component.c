@@ -80,12 +80,8 @@ stsim_component_new_simple (StsimRegistry *reg, StsimKind kind, const char *name
   gboolean ok = TRUE;
 
   g_return_val_if_fail (reg != NULL && name != NULL, NULL);
-  if (!(e = stsim_registry_lookup (reg, kind, name))) {
-    const char *near = stsim_registry_suggest (reg, kind, name);
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "no %s named '%s'%s%s%s", stsim_kind_name (kind), name,
-                 near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+  if (!(e = stsim_registry_find (reg, kind, name, error)))
     return NULL;
-  }
   params = stsim_params_new (e->desc->params);
   if (ctx)
     stsim_params_set_path_vars (params, stsim_context_get_data_dir (ctx), NULL);

@@ -457,8 +457,11 @@ stsim_params_finish (StsimParams *params, GError **error)
   return TRUE;
 }
 
+#define TYPE_BIT(t) (1u << (t))
+
+/* The value of @name, which must be of one of the types in @types (TYPE_BIT mask). */
 static const ParamValue *
-get_value (const StsimParams *params, const char *name, StsimParamType t1, StsimParamType t2)
+get_value (const StsimParams *params, const char *name, guint types)
 {
   int i;
 
@@ -468,9 +471,9 @@ get_value (const StsimParams *params, const char *name, StsimParamType t1, Stsim
     g_critical ("stsim_params_get: no parameter '%s'", name);
     return NULL;
   }
-  if (params->specs[i].type != t1 && params->specs[i].type != t2) {
-    g_critical ("stsim_params_get: parameter '%s' is a %s, not a %s", name,
-                stsim_param_type_name (params->specs[i].type), stsim_param_type_name (t1));
+  if (!(types & TYPE_BIT (params->specs[i].type))) {
+    g_critical ("stsim_params_get: parameter '%s' is a %s parameter; use the getter of that type", name,
+                stsim_param_type_name (params->specs[i].type));
     return NULL;
   }
   return &params->values[i];
@@ -488,38 +491,36 @@ stsim_params_is_set (const StsimParams *params, const char *name)
 gboolean
 stsim_params_get_bool (const StsimParams *params, const char *name)
 {
-  const ParamValue *v = get_value (params, name, STSIM_PARAM_BOOL, STSIM_PARAM_BOOL);
+  const ParamValue *v = get_value (params, name, TYPE_BIT (STSIM_PARAM_BOOL));
   return v ? v->b : FALSE;
 }
 
 gint64
 stsim_params_get_int (const StsimParams *params, const char *name)
 {
-  const ParamValue *v = get_value (params, name, STSIM_PARAM_INT, STSIM_PARAM_INT);
+  const ParamValue *v = get_value (params, name, TYPE_BIT (STSIM_PARAM_INT));
   return v ? v->i : 0;
 }
 
 double
 stsim_params_get_double (const StsimParams *params, const char *name)
 {
-  const ParamValue *v = get_value (params, name, STSIM_PARAM_DOUBLE, STSIM_PARAM_DOUBLE);
+  const ParamValue *v = get_value (params, name, TYPE_BIT (STSIM_PARAM_DOUBLE));
   return v ? v->d : 0.0;
 }
 
 const char *
 stsim_params_get_string (const StsimParams *params, const char *name)
 {
-  int i = params ? index_of (params, name) : -1;
-  if (i >= 0 && (params->specs[i].type == STSIM_PARAM_ENUM || params->specs[i].type == STSIM_PARAM_PATH))
-    return params->values[i].s;
-  const ParamValue *v = get_value (params, name, STSIM_PARAM_STRING, STSIM_PARAM_STRING);
+  const ParamValue *v = get_value (params, name, TYPE_BIT (STSIM_PARAM_STRING) | TYPE_BIT (STSIM_PARAM_ENUM) |
+                                                 TYPE_BIT (STSIM_PARAM_PATH));
   return v ? v->s : NULL;
 }
 
 const char *const *
 stsim_params_get_refs (const StsimParams *params, const char *name, gsize *n_out)
 {
-  const ParamValue *v = get_value (params, name, STSIM_PARAM_REFS, STSIM_PARAM_REFS);
+  const ParamValue *v = get_value (params, name, TYPE_BIT (STSIM_PARAM_REFS));
   if (n_out)
     *n_out = v && v->refs ? g_strv_length (v->refs) : 0;
   return v ? (const char *const *) v->refs : NULL;

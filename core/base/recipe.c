@@ -449,6 +449,7 @@ load_component (StsimRecipe *r, GKeyFile *kf, ScanSection *s, StsimKind kind)
   const char *kind_name = stsim_kind_name (kind);
   Section *sec = g_new0 (Section, 1);
   g_autoptr(StsimParams) core = NULL;
+  g_autoptr(GError) e = NULL;
   StsimParamSpec core_specs[3] = { enabled_spec, weight_spec, { NULL } };
 
   sec->label = g_strdup (s->name);
@@ -472,19 +473,8 @@ load_component (StsimRecipe *r, GKeyFile *kf, ScanSection *s, StsimKind kind)
   }
   sec->use = g_strstrip (g_key_file_get_string (kf, s->name, "use", NULL));
   sec->pub.use = sec->use;
-  if (!(sec->pub.entry = stsim_registry_lookup (r->reg, kind, sec->use))) {
-    const char *near = stsim_registry_suggest (r->reg, kind, sec->use);
-    const StsimRegistryEntry *other = NULL;
-    for (guint k = 0; !other && k < STSIM_KIND_N_KINDS; k++)
-      other = stsim_registry_lookup (r->reg, k, sec->use);
-    g_autofree char *also = other ? g_strdup_printf (" ('%s' is %s %s)", sec->use,
-                                                     other->desc->kind == STSIM_KIND_ENCODER ||
-                                                     other->desc->kind == STSIM_KIND_OBJECTIVE ||
-                                                     other->desc->kind == STSIM_KIND_EVALUATOR ? "an" : "a",
-                                                     stsim_kind_name (other->desc->kind))
-                                  : g_strdup ("");
-    recipe_error (r, s->name, "use", "no %s named '%s'%s%s%s%s (stsim-inspect --kind %s lists them)", kind_name,
-                  sec->use, near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "", also, kind_name);
+  if (!(sec->pub.entry = stsim_registry_find (r->reg, kind, sec->use, &e))) {
+    recipe_error (r, s->name, "use", "%s (stsim-inspect --kind %s lists them)", e->message, kind_name);
     return;
   }
   sec->params = stsim_params_new (sec->pub.entry->desc->params);
@@ -492,7 +482,6 @@ load_component (StsimRecipe *r, GKeyFile *kf, ScanSection *s, StsimKind kind)
   g_autofree char *what = g_strdup_printf ("%s '%s'", kind_name, sec->use);
   sec->ok = set_keys (r, kf, s, sec->params, kind == STSIM_KIND_OBJECTIVE ? core_keys_objective : core_keys, what);
   if (sec->ok) {
-    g_autoptr(GError) e = NULL;
     if (!stsim_params_finish (sec->params, &e)) {
       recipe_error (r, s->name, NULL, "%s", e->message);
       sec->ok = FALSE;

@@ -461,13 +461,33 @@ stsim_registry_suggest (StsimRegistry *reg, StsimKind kind, const char *name)
 }
 
 const StsimRegistryEntry *
+stsim_registry_find (StsimRegistry *reg, StsimKind kind, const char *name, GError **error)
+{
+  const StsimRegistryEntry *e = stsim_registry_lookup (reg, kind, name), *other = NULL;
+  g_autofree char *hint = NULL, *also = NULL;
+
+  if (e)
+    return e;
+  for (guint k = 0; !other && k < STSIM_KIND_N_KINDS; k++)
+    other = stsim_registry_lookup (reg, k, name);
+  if (other) {
+    const char *okind = stsim_kind_name (other->desc->kind);
+    also = g_strdup_printf (" ('%s' is %s %s)", name, strchr ("aeiou", okind[0]) ? "an" : "a", okind);
+  }
+  hint = stsim_util_hint (stsim_registry_suggest (reg, kind, name));
+  g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "no %s named '%s'%s%s", stsim_kind_name (kind), name, hint,
+               also ? also : "");
+  return NULL;
+}
+
+const StsimRegistryEntry *
 stsim_registry_lookup_name (StsimRegistry *reg, const char *name, GError **error)
 {
   const char *slash;
   const StsimRegistryEntry *found = NULL;
   g_autoptr(GString) kinds = g_string_new (NULL);
   guint n_found = 0;
-  const char *near;
+  g_autofree char *hint = NULL;
 
   g_return_val_if_fail (reg != NULL && name != NULL, NULL);
   if ((slash = strchr (name, '/'))) {
@@ -481,12 +501,7 @@ stsim_registry_lookup_name (StsimRegistry *reg, const char *name, GError **error
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "unknown kind '%s'%s", kind_name, hint);
       return NULL;
     }
-    if ((found = stsim_registry_lookup (reg, kind, slash + 1)))
-      return found;
-    near = stsim_registry_suggest (reg, kind, slash + 1);
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "no %s named '%s'%s%s%s", kind_name, slash + 1,
-                 near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
-    return NULL;
+    return stsim_registry_find (reg, kind, slash + 1, error);
   }
   for (guint k = 0; k < STSIM_KIND_N_KINDS; k++) {
     const StsimRegistryEntry *e = stsim_registry_lookup (reg, k, name);
@@ -501,8 +516,7 @@ stsim_registry_lookup_name (StsimRegistry *reg, const char *name, GError **error
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "'%s' is ambiguous; say which: %s", name, kinds->str);
     return NULL;
   }
-  near = stsim_registry_suggest (reg, STSIM_KIND_N_KINDS, name);
-  g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "no component named '%s'%s%s%s", name,
-               near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+  hint = stsim_util_hint (stsim_registry_suggest (reg, STSIM_KIND_N_KINDS, name));
+  g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "no component named '%s'%s", name, hint);
   return NULL;
 }

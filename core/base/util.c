@@ -45,10 +45,15 @@ stsim_util_nearest (const char *name, const char *const *candidates, gssize n)
 }
 
 char *
+stsim_util_hint (const char *nearest)
+{
+  return nearest ? g_strdup_printf (" (did you mean '%s'?)", nearest) : g_strdup ("");
+}
+
+char *
 stsim_util_did_you_mean (const char *name, const char *const *candidates, gssize n)
 {
-  const char *best = stsim_util_nearest (name, candidates, n);
-  return best ? g_strdup_printf (" (did you mean '%s'?)", best) : g_strdup ("");
+  return stsim_util_hint (stsim_util_nearest (name, candidates, n));
 }
 
 gboolean

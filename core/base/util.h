@@ -9,7 +9,9 @@ guint       stsim_util_edit_distance (const char *a, const char *b);
 /* The candidate nearest to @name when it is close enough to be a likely typo
  * (distance <= max (2, strlen (name) / 3)), else NULL. @n < 0: NULL-terminated. */
 const char *stsim_util_nearest       (const char *name, const char *const *candidates, gssize n);
-/* " (did you mean 'X'?)" or "" ; newly allocated. */
+/* " (did you mean 'NEAREST'?)", or "" when @nearest is NULL; newly allocated. */
+char       *stsim_util_hint          (const char *nearest);
+/* stsim_util_hint (stsim_util_nearest (...)). */
 char       *stsim_util_did_you_mean  (const char *name, const char *const *candidates, gssize n);
 /* [a-z][a-z0-9<extra>]* */
 gboolean    stsim_util_name_is_valid (const char *name, const char *extra);

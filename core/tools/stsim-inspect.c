@@ -35,12 +35,8 @@ static const GOptionEntry entries[] = {
 static void
 print_json (JsonNode *node)
 {
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autofree char *text = NULL;
-  json_generator_set_root (gen, node);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
-  g_print ("%s\n", text);
+  g_autofree char *text = tool_json_to_string (node);
+  g_print ("%s", text);
 }
 
 static int

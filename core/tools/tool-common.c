@@ -72,19 +72,25 @@ tool_print_warnings (const StsimRecipe *recipe)
     g_printerr ("%s: warning: %s\n", g_get_prgname (), *w);
 }
 
-gboolean
-tool_write_json (const char *path, JsonNode *node, GError **error)
+char *
+tool_json_to_string (JsonNode *node)
 {
   g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autofree char *text = NULL;
-  g_autofree char *with_nl = NULL;
-  g_autoptr(GError) e = NULL;
 
   json_generator_set_root (gen, node);
   json_generator_set_pretty (gen, TRUE);
   text = json_generator_to_data (gen, NULL);
-  with_nl = g_strconcat (text, "\n", NULL);
-  if (!g_file_set_contents (path, with_nl, -1, &e)) {
+  return g_strconcat (text, "\n", NULL);
+}
+
+gboolean
+tool_write_json (const char *path, JsonNode *node, GError **error)
+{
+  g_autofree char *text = tool_json_to_string (node);
+  g_autoptr(GError) e = NULL;
+
+  if (!g_file_set_contents (path, text, -1, &e)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "cannot write %s: %s", path, e->message);
     return FALSE;
   }

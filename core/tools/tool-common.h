@@ -27,7 +27,9 @@ StsimRegistry *tool_registry_new (const char *plugin_path);
 void     tool_print_failure_hint (StsimRegistry *reg);
 /* Prints recipe warnings to stderr. */
 void     tool_print_warnings (const StsimRecipe *recipe);
-/* Writes @node as pretty JSON to @path atomically (temp file + rename). */
+/* @node as pretty JSON text with a final newline. */
+char    *tool_json_to_string (JsonNode *node);
+/* Writes tool_json_to_string (@node) to @path atomically (temp file + rename). */
 gboolean tool_write_json (const char *path, JsonNode *node, GError **error);
 
 G_END_DECLS

@@ -81,6 +81,10 @@ const StsimPluginDesc    *stsim_registry_get_plugin       (StsimRegistry *reg, g
 
 /* NULL when there is no such component. */
 const StsimRegistryEntry *stsim_registry_lookup (StsimRegistry *reg, StsimKind kind, const char *name);
+/* The same, but a missing component is a NOT_FOUND error that names the
+ * nearest name of @kind, or the kind @name has instead:
+ * "no teacher named 'sts' ('sts' is an evaluator)". */
+const StsimRegistryEntry *stsim_registry_find (StsimRegistry *reg, StsimKind kind, const char *name, GError **error);
 /* @name is "NAME" or "KIND/NAME". NOT_FOUND (with the nearest name) when
  * there is none, INVALID (listing the kinds) when NAME alone is ambiguous. */
 const StsimRegistryEntry *stsim_registry_lookup_name (StsimRegistry *reg, const char *name, GError **error);

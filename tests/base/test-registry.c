@@ -83,8 +83,18 @@ test_lookup_name (void)
   g_assert_cmpstr (error->message, ==, "no component named 'test-hsh' (did you mean 'test-hash'?)");
   g_clear_error (&error);
   g_assert_null (stsim_registry_lookup_name (reg, "evaluator/test-hash", &error));
-  g_assert_cmpstr (error->message, ==, "no evaluator named 'test-hash'");
+  g_assert_cmpstr (error->message, ==, "no evaluator named 'test-hash' ('test-hash' is an encoder)");
   g_clear_error (&error);
+  g_assert_null (stsim_registry_find (reg, STSIM_KIND_TEACHER, "test-objectiv", &error));
+  g_assert_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "no teacher named 'test-objectiv'");
+  g_clear_error (&error);
+  g_assert_null (stsim_registry_find (reg, STSIM_KIND_TEACHER, "test-eval", &error));
+  g_assert_cmpstr (error->message, ==, "no teacher named 'test-eval' ('test-eval' is an evaluator)");
+  g_clear_error (&error);
+  g_assert_true (stsim_registry_find (reg, STSIM_KIND_TEACHER, "test-teacher", &error) ==
+                 stsim_registry_lookup (reg, STSIM_KIND_TEACHER, "test-teacher"));
+  g_assert_no_error (error);
   g_assert_null (stsim_registry_lookup_name (reg, "evaluator/test-evl", &error));
   g_assert_cmpstr (error->message, ==, "no evaluator named 'test-evl' (did you mean 'test-eval'?)");
   g_clear_error (&error);
