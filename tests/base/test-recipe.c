@@ -174,16 +174,18 @@ test_disabled (void)
 }
 
 static void
-test_create_failure (void)
+test_refs_any_kind (void)
 {
   g_autoptr(StsimRegistry) reg = test_registry ();
   g_autoptr(GError) error = NULL;
-  /* A recipe that validates but whose component fails in create(). */
+  /* test-link's refs parameter names no kind: any section will do, and is created first. */
   g_autoptr(StsimRecipe) r = load (reg, "[encoder]\nuse = test-hash\n"
                                         "[objective]\nuse = test-link\nnext = encoder\n", NULL, &error);
   g_autoptr(StsimContext) ctx = stsim_recipe_new_context (r);
   g_assert_no_error (error);
   g_assert_true (stsim_recipe_instantiate (r, ctx, &error));
+  g_assert_cmpstr (stsim_recipe_get_ordered (r, 0)->label, ==, "encoder");
+  g_assert_nonnull (stsim_context_lookup (ctx, "objective"));
 }
 
 /* ---- each error kind, with its line --------------------------------------------------- */
@@ -523,7 +525,7 @@ main (int argc, char **argv)
   g_test_add_func ("/recipe/valid", test_valid);
   g_test_add_func ("/recipe/instantiate", test_instantiate);
   g_test_add_func ("/recipe/disabled", test_disabled);
-  g_test_add_func ("/recipe/create", test_create_failure);
+  g_test_add_func ("/recipe/refs-any-kind", test_refs_any_kind);
   g_test_add_func ("/recipe/error/unknown-section", test_error_unknown_section);
   g_test_add_func ("/recipe/error/bad-label", test_error_bad_label);
   g_test_add_func ("/recipe/error/unknown-component", test_error_unknown_component);
