@@ -69,6 +69,11 @@ typedef struct {
   gboolean (*prepare) (gpointer state, const char *const *sentences, gsize n, GError **error);
   /* Required: eval-mode embeddings of n sentences into out[n, D], row-major. */
   gboolean (*encode)  (gpointer state, const char *const *sentences, gsize n, float *out, GError **error);
+  /* Optional, appended in ABI 0.1: the trainable network behind a neural
+   * encoder (stsim-model.h). Encoders without one cannot be trained. */
+  struct _StsimModel *(*model) (gpointer state);
+  /* Optional: the pooler the encoder uses at evaluation (StsimPooler value). */
+  int      (*eval_pooler) (gpointer state);
 } StsimEncoderVTable;
 
 /* ---- kind: evaluator -------------------------------------------------- */
@@ -90,6 +95,11 @@ typedef struct {
   /* Required: the scalar loss of one training step, built from autograd ops
    * on the step's tape so that its gradient comes for free. */
   gboolean (*loss) (gpointer state, StsimTrainStep *step, StsimTensor **loss, GError **error);
+  /* Optional, appended in ABI 0.1: trainable parameters the objective owns
+   * (DiffCSE's discriminator), finished and trainable. The trainer updates
+   * them with its optimizer, clips them with the student and saves them in
+   * its resume state; they are not exported with the encoder. */
+  struct _StsimParamStore *(*params) (gpointer state);
 } StsimObjectiveVTable;
 
 /* ---- kind: teacher ---------------------------------------------------- */
@@ -97,6 +107,9 @@ typedef struct {
   /* Required: the teacher's pairwise score matrix of the step's B sentences
    * into sim[B, B], row-major. */
   gboolean (*similarity) (gpointer state, StsimTrainStep *step, float *sim, GError **error);
+  /* Optional: every training sentence, once before the first step, so that a
+   * deterministic teacher can precompute (and cache) what it needs. */
+  gboolean (*prepare_corpus) (gpointer state, const char *const *texts, gsize n, GError **error);
 } StsimTeacherVTable;
 
 /* ---- descriptors ------------------------------------------------------ */
