@@ -22,3 +22,9 @@ struct _StsimTokenizer {
 /* Constructors of the algorithms; they fill impl and impl_data only. */
 gboolean stsim_wordpiece_init (StsimTokenizer *tok, const char *vocab_txt, gboolean lowercase, GError **error);
 gboolean stsim_bpe_init       (StsimTokenizer *tok, const char *vocab_json, const char *merges_txt, GError **error);
+
+/* bpe.c internals exposed for its tests: GPT-2's byte -> char alphabet, and
+ * the pre-tokeniser alone (appends the end offset of each piece of valid
+ * UTF-8 @text[0..len) to @ends, a GArray of gsize; special tokens not cut). */
+gunichar stsim_bpe_byte_char   (guint8 byte);
+void     stsim_bpe_pretokenize (const char *text, gsize len, GArray *ends);
