@@ -1,29 +1,36 @@
 /* stsim-run: runs a recipe.
  *
- *   stsim-run RECIPE [--set SECTION.KEY=VALUE]... [--data DIR] [--dry-run]
+ *   stsim-run RECIPE [--set SECTION.KEY=VALUE]... [--data DIR] [--dry-run] [--resume]
  *
  * Validates the recipe (all errors at once), prints the plan (every
  * component with its resolved parameters), instantiates the components in
  * dependency order and writes <output>/resolved.ini. A recipe with one
  * encoder, evaluators and no objectives is an evaluation: each evaluator
  * scores the encoder in test mode, its table is printed and the reports go
- * to <output>/results.json.
+ * to <output>/results.json. A recipe with objectives trains the encoder
+ * (stsim_trainer_run, docs/training.md); --resume continues a killed run.
  *
  * Exit status: 0 success, 1 invalid input or a failed run, 2 usage error.
  */
 #include "tool-common.h"
 #include "stsim-config.h"
+#include "stsim/stsim-train.h"
 
 #include <string.h>
 
 static char *opt_plugin_path, *opt_data;
 static char **opt_set;
 static gboolean opt_dry_run;
+static gboolean opt_resume;
+static gint64 opt_stop_after;
 
 static const GOptionEntry entries[] = {
   { "set", 's', 0, G_OPTION_ARG_STRING_ARRAY, &opt_set, "Override (or add) a recipe value; repeatable", "SECTION.KEY=VALUE" },
   { "data", 'd', 0, G_OPTION_ARG_FILENAME, &opt_data, "Data root (default: $STSIM_DATA or the build's)", "DIR" },
   { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &opt_dry_run, "Validate and print the plan; create and write nothing", NULL },
+  { "resume", 'r', 0, G_OPTION_ARG_NONE, &opt_resume, "Training: continue from <output>/state/ (docs/training.md)", NULL },
+  { "stop-after-steps", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT64, &opt_stop_after,
+    "Testing: stop after K steps without the final save (a simulated kill)", "K" },
   { "plugin-path", 'p', 0, G_OPTION_ARG_STRING, &opt_plugin_path, "Search these folders (':'-separated) first", "DIRS" },
   { NULL }
 };
@@ -194,7 +201,14 @@ main (int argc, char **argv)
       return STSIM_EXIT_INVALID;
     }
   } else if (stsim_recipe_count_kind (recipe, STSIM_KIND_OBJECTIVE) > 0) {
-    g_print ("\nnote: this stsim has no trainer yet; the objectives were created, nothing was trained\n");
+    StsimTrainOptions train_opts = STSIM_TRAIN_OPTIONS_INIT;
+    train_opts.resume = opt_resume;
+    train_opts.stop_after_steps = opt_stop_after;
+    g_print ("\n");
+    if (!stsim_trainer_run (recipe, ctx, &train_opts, &error)) {
+      tool_print_error (error);
+      return STSIM_EXIT_INVALID;
+    }
   }
   return STSIM_EXIT_OK;
 }

@@ -1,0 +1,263 @@
+/* state.c: the trainer's resume state, one safetensors file written
+ * atomically: <output>/state/state.safetensors.
+ *
+ * Tensors: for every trainable store S (the student, the BN head, objective
+ * stores) "S.param", "S.adam_m", "S.adam_v" (whole blocks, F32), and the BN
+ * head's running statistics. Metadata "stsim.train_state": a JSON object
+ * with the position (step, epoch, index), the seed, the Adam step counts,
+ * best score and step, skipped-step counts, and each store's view names
+ * and sizes, checked on load so that a state never silently lands in a
+ * network with another shape. RNG streams need no saving: dropout, masking
+ * and shuffling are counter-based functions of (seed, step / epoch). */
+#include "train/trainer-private.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#define STATE_FILE "state.safetensors"
+#define STATE_KEY "stsim.train_state"
+#define STATE_VERSION 1
+
+static char *
+store_signature (StsimParamStore *s)
+{
+  /* View names, shapes and flags: enough to refuse a state from another net. */
+  GChecksum *ck = g_checksum_new (G_CHECKSUM_SHA256);
+  for (gsize i = 0; i < stsim_param_store_get_n_views (s); i++) {
+    const StsimParamView *v = stsim_param_store_get_view (s, i);
+    g_checksum_update (ck, (const guchar *) v->name, strlen (v->name) + 1);
+    g_checksum_update (ck, (const guchar *) &v->numel, sizeof v->numel);
+    g_checksum_update (ck, (const guchar *) &v->offset, sizeof v->offset);
+  }
+  char *r = g_strdup (g_checksum_get_string (ck));
+  g_checksum_free (ck);
+  return r;
+}
+
+gboolean
+stsim_trainer_save_state (StsimTrainer *tr, GError **error)
+{
+  if (g_mkdir_with_parents (tr->state_dir, 0755) != 0) {
+    int e = errno;
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "cannot create %s: %s", tr->state_dir, g_strerror (e));
+    return FALSE;
+  }
+  g_autoptr(StsimStWriter) w = stsim_st_writer_new ();
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "version");
+  json_builder_add_int_value (b, STATE_VERSION);
+  json_builder_set_member_name (b, "step");
+  json_builder_add_int_value (b, tr->step);
+  json_builder_set_member_name (b, "total_steps");
+  json_builder_add_int_value (b, tr->total_steps);
+  json_builder_set_member_name (b, "epoch");
+  json_builder_add_int_value (b, tr->epoch);
+  json_builder_set_member_name (b, "index");
+  json_builder_add_int_value (b, tr->index);
+  json_builder_set_member_name (b, "seed");
+  json_builder_add_int_value (b, tr->seed);
+  json_builder_set_member_name (b, "n_examples");
+  json_builder_add_int_value (b, stsim_corpus_get_n (tr->corpus));
+  json_builder_set_member_name (b, "batch_size");
+  json_builder_add_int_value (b, tr->batch_size);
+  json_builder_set_member_name (b, "has_best");
+  json_builder_add_boolean_value (b, tr->has_best);
+  json_builder_set_member_name (b, "best");
+  json_builder_add_double_value (b, tr->has_best ? tr->best : 0.0);
+  json_builder_set_member_name (b, "best_step");
+  json_builder_add_int_value (b, tr->best_step);
+  json_builder_set_member_name (b, "bad_total");
+  json_builder_add_int_value (b, tr->bad_total);
+  json_builder_set_member_name (b, "bad_in_row");
+  json_builder_add_int_value (b, tr->bad_in_row);
+  json_builder_set_member_name (b, "stores");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < tr->stores->len; i++) {
+    StsimParamStore *s = g_ptr_array_index (tr->stores, i);
+    StsimAdamW *opt = g_ptr_array_index (tr->opts, i);
+    const char *name = stsim_param_store_get_name (s);
+    gint64 n = 0, nm = 0, nv = 0;
+    float *data = stsim_param_store_get_data (s, &n);
+    float *m = stsim_adamw_get_m (opt, &nm);
+    float *v = stsim_adamw_get_v (opt, &nv);
+    g_autofree char *sig = store_signature (s);
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "name");
+    json_builder_add_string_value (b, name);
+    json_builder_set_member_name (b, "n_floats");
+    json_builder_add_int_value (b, n);
+    json_builder_set_member_name (b, "signature");
+    json_builder_add_string_value (b, sig);
+    json_builder_set_member_name (b, "adam_t");
+    json_builder_add_int_value (b, stsim_adamw_get_t (opt));
+    json_builder_end_object (b);
+    char *k1 = g_strdup_printf ("%u.%s.param", i, name);
+    char *k2 = g_strdup_printf ("%u.%s.adam_m", i, name);
+    char *k3 = g_strdup_printf ("%u.%s.adam_v", i, name);
+    stsim_st_writer_add (w, k1, "F32", 1, &n, data, n * sizeof (float));
+    stsim_st_writer_add (w, k2, "F32", 1, &nm, m, nm * sizeof (float));
+    stsim_st_writer_add (w, k3, "F32", 1, &nv, v, nv * sizeof (float));
+    g_ptr_array_add (names, k1);
+    g_ptr_array_add (names, k2);
+    g_ptr_array_add (names, k3);
+  }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  if (tr->head == HEAD_BN) {
+    gint64 n1 = 2 * tr->H, n2 = tr->H;
+    stsim_st_writer_add (w, "head.bn1.running_mean", "F32", 1, &n1, tr->bn_rm1, n1 * sizeof (float));
+    stsim_st_writer_add (w, "head.bn1.running_var", "F32", 1, &n1, tr->bn_rv1, n1 * sizeof (float));
+    stsim_st_writer_add (w, "head.bn2.running_mean", "F32", 1, &n2, tr->bn_rm2, n2 * sizeof (float));
+    stsim_st_writer_add (w, "head.bn2.running_var", "F32", 1, &n2, tr->bn_rv2, n2 * sizeof (float));
+  }
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  g_autofree char *meta = json_generator_to_data (gen, NULL);
+  stsim_st_writer_set_metadata (w, STATE_KEY, meta);
+  stsim_st_writer_set_metadata (w, "format", "stsim trainer state");
+  g_autofree char *path = g_build_filename (tr->state_dir, STATE_FILE, NULL);
+  return stsim_st_writer_write (w, path, error);
+}
+
+static gboolean
+get_int (JsonObject *o, const char *key, gint64 *out, const char *path, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: state lacks the integer '%s'", path, key);
+    return FALSE;
+  }
+  *out = json_node_get_int (n);
+  return TRUE;
+}
+
+static gboolean
+copy_block (StsimStReader *r, const char *name, float *dst, gint64 n, GError **error)
+{
+  const char *dtype;
+  gsize n_bytes;
+  gconstpointer src = stsim_st_reader_get (r, name, &dtype, NULL, NULL, &n_bytes, error);
+  if (!src)
+    return FALSE;
+  if (strcmp (dtype, "F32") != 0 || n_bytes != (gsize) n * sizeof (float)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "state tensor '%s' has %" G_GSIZE_FORMAT
+                 " bytes of %s, expected %" G_GINT64_FORMAT " floats", name, n_bytes, dtype, n);
+    return FALSE;
+  }
+  memcpy (dst, src, n_bytes);
+  return TRUE;
+}
+
+gboolean
+stsim_trainer_load_state (StsimTrainer *tr, GError **error)
+{
+  g_autofree char *path = g_build_filename (tr->state_dir, STATE_FILE, NULL);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "no training state at %s", path);
+    return FALSE;
+  }
+  g_autoptr(StsimStReader) r = stsim_st_reader_open (path, error);
+  if (!r)
+    return FALSE;
+  const char *meta = stsim_st_reader_get_metadata (r, STATE_KEY);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  if (!meta || !json_parser_load_from_data (parser, meta, -1, NULL) ||
+      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: not a stsim trainer state (no '%s' metadata)", path,
+                 STATE_KEY);
+    return FALSE;
+  }
+  JsonObject *o = json_node_get_object (json_parser_get_root (parser));
+  gint64 version, step, total, epoch, index, seed, n_ex, bs, best_step, bad_total, bad_in_row;
+  if (!get_int (o, "version", &version, path, error) || !get_int (o, "step", &step, path, error) ||
+      !get_int (o, "total_steps", &total, path, error) || !get_int (o, "epoch", &epoch, path, error) ||
+      !get_int (o, "index", &index, path, error) || !get_int (o, "seed", &seed, path, error) ||
+      !get_int (o, "n_examples", &n_ex, path, error) || !get_int (o, "batch_size", &bs, path, error) ||
+      !get_int (o, "best_step", &best_step, path, error) || !get_int (o, "bad_total", &bad_total, path, error) ||
+      !get_int (o, "bad_in_row", &bad_in_row, path, error))
+    return FALSE;
+  if (version != STATE_VERSION) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: state version %" G_GINT64_FORMAT
+                 " (this stsim reads version %d)", path, version, STATE_VERSION);
+    return FALSE;
+  }
+  /* The data order depends on these; resuming with others would not
+   * continue the same run. */
+  if ((guint64) seed != tr->seed || (gsize) n_ex != stsim_corpus_get_n (tr->corpus) ||
+      (gsize) bs != tr->batch_size || (guint64) total != tr->total_steps) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
+                 "%s: the state is from another run (seed %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                 " examples, batch %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT " steps; this recipe: seed %"
+                 G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " examples, batch %" G_GSIZE_FORMAT ", %" G_GUINT64_FORMAT
+                 " steps); remove the state folder or use another [run] output",
+                 path, seed, n_ex, bs, total, tr->seed, stsim_corpus_get_n (tr->corpus), tr->batch_size,
+                 tr->total_steps);
+    return FALSE;
+  }
+  JsonNode *sn = json_object_get_member (o, "stores");
+  if (!sn || !JSON_NODE_HOLDS_ARRAY (sn) || json_array_get_length (json_node_get_array (sn)) != tr->stores->len) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
+                 "%s: the state holds another set of parameter stores than this recipe trains (%u)", path,
+                 tr->stores->len);
+    return FALSE;
+  }
+  JsonArray *sa = json_node_get_array (sn);
+  for (guint i = 0; i < tr->stores->len; i++) {
+    StsimParamStore *s = g_ptr_array_index (tr->stores, i);
+    StsimAdamW *opt = g_ptr_array_index (tr->opts, i);
+    JsonNode *en = json_array_get_element (sa, i);
+    if (!JSON_NODE_HOLDS_OBJECT (en)) {
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: malformed store entry %u", path, i);
+      return FALSE;
+    }
+    JsonObject *e = json_node_get_object (en);
+    const char *name = json_object_get_string_member_with_default (e, "name", "");
+    const char *sig = json_object_get_string_member_with_default (e, "signature", "");
+    g_autofree char *mine = store_signature (s);
+    gint64 adam_t;
+    if (strcmp (name, stsim_param_store_get_name (s)) != 0 || strcmp (sig, mine) != 0) {
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
+                   "%s: parameter store '%s' does not match this recipe's '%s' (another model config?)", path, name,
+                   stsim_param_store_get_name (s));
+      return FALSE;
+    }
+    if (!get_int (e, "adam_t", &adam_t, path, error))
+      return FALSE;
+    gint64 n = 0, nm = 0, nv = 0;
+    float *data = stsim_param_store_get_data (s, &n);
+    float *m = stsim_adamw_get_m (opt, &nm);
+    float *v = stsim_adamw_get_v (opt, &nv);
+    g_autofree char *k1 = g_strdup_printf ("%u.%s.param", i, name);
+    g_autofree char *k2 = g_strdup_printf ("%u.%s.adam_m", i, name);
+    g_autofree char *k3 = g_strdup_printf ("%u.%s.adam_v", i, name);
+    if (!copy_block (r, k1, data, n, error) || !copy_block (r, k2, m, nm, error) || !copy_block (r, k3, v, nv, error)) {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+    stsim_adamw_set_t (opt, adam_t);
+  }
+  if (tr->head == HEAD_BN) {
+    if (!copy_block (r, "head.bn1.running_mean", tr->bn_rm1, 2 * tr->H, error) ||
+        !copy_block (r, "head.bn1.running_var", tr->bn_rv1, 2 * tr->H, error) ||
+        !copy_block (r, "head.bn2.running_mean", tr->bn_rm2, tr->H, error) ||
+        !copy_block (r, "head.bn2.running_var", tr->bn_rv2, tr->H, error)) {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+  }
+  tr->step = step;
+  tr->epoch = epoch;
+  tr->index = index;
+  tr->has_best = json_object_get_boolean_member_with_default (o, "has_best", FALSE);
+  tr->best = json_object_get_double_member_with_default (o, "best", 0.0);
+  tr->best_step = best_step;
+  tr->bad_total = bad_total;
+  tr->bad_in_row = bad_in_row;
+  return TRUE;
+}

@@ -1,0 +1,99 @@
+/* trainer-private.h: the trainer's structures, shared by core/train files. */
+#pragma once
+#include "stsim/stsim-train.h"
+#include "stsim/stsim-optim.h"
+#include "stsim/stsim-recipe.h"
+#include "train/train-private.h"
+
+G_BEGIN_DECLS
+
+typedef enum { HEAD_MLP, HEAD_BN, HEAD_NONE } HeadKind;
+
+typedef struct {
+  StsimComponent             *component;
+  const char                 *label;
+  double                      weight;
+  const StsimObjectiveVTable *vt;
+  StsimParamStore            *store;   /* the objective's own parameters, or NULL */
+} TrainObjective;
+
+typedef struct _StsimTrainer StsimTrainer;
+
+struct _StsimTrainer {
+  const StsimRecipe  *recipe;
+  StsimContext       *ctx;
+  StsimTrainOptions   options;
+  const StsimParams  *p;            /* [train] */
+  guint64             seed;
+
+  StsimComponent     *encoder, *evaluator;
+  StsimModel         *model;
+  StsimTokenizer     *tok;
+  GArray             *objectives;   /* TrainObjective */
+  StsimCorpus        *corpus;
+  guint               n_views;      /* 2, or 3 with triples */
+
+  /* head */
+  HeadKind            head;
+  StsimPooler         pooler;
+  StsimTensor        *mlp_w, *mlp_b;                 /* HEAD_MLP: the model's pooler.dense */
+  StsimParamStore    *head_store;                    /* HEAD_BN */
+  StsimTensor        *bn_w1, *bn_g1, *bn_b1, *bn_w2;
+  float              *bn_rm1, *bn_rv1, *bn_rm2, *bn_rv2;  /* running statistics (unused at eval) */
+  gint64              H;
+
+  /* optimisation */
+  GPtrArray          *stores;       /* StsimParamStore*, trainable, in state order */
+  GPtrArray          *opts;         /* StsimAdamW*, parallel to stores */
+  StsimTape          *tape;
+  gboolean            packed;
+  int                 max_len;
+  gsize               batch_size;
+  double              lr, max_grad_norm;
+  guint64             warmup, total_steps;
+  GHashTable         *nan_steps;    /* debug_nan_steps */
+
+  /* position */
+  guint64             step;         /* optimizer steps taken (incl. skipped) */
+  guint64             epoch;
+  gsize               index;        /* next example of the epoch's permutation */
+  gint32             *perm;
+  guint64             perm_epoch;   /* epoch perm was drawn for, G_MAXUINT64 if none */
+
+  /* selection */
+  gboolean            has_best;
+  double              best;
+  guint64             best_step;
+  guint64             bad_in_row, bad_total;
+
+  /* outputs */
+  char               *out_dir, *state_dir, *best_dir, *metrics_path;
+};
+
+struct _StsimTrainStep {
+  StsimTrainer     *tr;
+  guint64           index;
+  gsize             B;
+  guint             V;
+  char            **row_texts;    /* V*B + 1, strings owned by the corpus */
+  StsimTokenBatch   batch;
+  gboolean          have_output;
+  StsimModelOutput  output;
+  StsimTensor      *pooled, *projected;
+  GHashTable       *data;
+  GHashTable       *logs;         /* name -> double* */
+  const char       *label;
+  gboolean          owns_trainer;  /* detached (test) steps */
+  gboolean          owns_texts;
+};
+
+void         stsim_train_step_init  (StsimTrainStep *step, StsimTrainer *tr, guint64 index);
+void         stsim_train_step_clear (StsimTrainStep *step);
+StsimTensor *stsim_trainer_head_forward (StsimTrainer *tr, StsimTensor *h, GError **error);
+
+/* state.c */
+gboolean stsim_trainer_save_state (StsimTrainer *tr, GError **error);
+/* FALSE with NOT_FOUND when there is no state to resume from. */
+gboolean stsim_trainer_load_state (StsimTrainer *tr, GError **error);
+
+G_END_DECLS

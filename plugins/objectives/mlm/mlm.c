@@ -1,0 +1,178 @@
+/* mlm.c: the `mlm` objective: BERT's masked-language-model loss (method.md
+ * §3.9), as SimCSE's --do_mlm auxiliary or alone to pretrain an encoder
+ * from a fresh init. README.md beside this file has the details.
+ *
+ * Per step: the step's token rows (all V·B rows, as SimCSE masks every row,
+ * or only view 1's B rows) are corrupted by the 80/10/10 rule
+ * (stsim_mask_tokens: specials and pads never selected), the student runs a
+ * separate forward on the corrupted rows (train mode: its own dropout), the
+ * MLM head scores only the selected positions, and the loss is the mean
+ * cross-entropy over them. */
+#include <math.h>
+#include <string.h>
+
+#include <stsim/stsim.h>
+
+static const StsimParamSpec mlm_params[] = {
+  { "ratio", STSIM_PARAM_DOUBLE, "0.15", .min = 0.001, .max = 1,
+    .blurb = "probability that a non-special token is selected for prediction" },
+  { "mask_prob", STSIM_PARAM_DOUBLE, "0.8", .min = 0, .max = 1,
+    .blurb = "of the selected tokens: the share replaced by the mask token" },
+  { "random_prob", STSIM_PARAM_DOUBLE, "0.1", .min = 0, .max = 1,
+    .blurb = "of the selected tokens: the share replaced by a uniform random id (the rest stay unchanged)" },
+  { "rows", STSIM_PARAM_ENUM, "all", .choices = "all|view1",
+    .blurb = "which rows are masked: all views (SimCSE's do_mlm) or view 1 only (half the cost; pretraining)" },
+  { NULL }
+};
+
+typedef struct {
+  StsimMaskingConfig cfg;
+  gboolean           view1_only;
+} Mlm;
+
+static gpointer
+mlm_create (const StsimParams *params, StsimContext *ctx, GError **error)
+{
+  Mlm *m = g_new0 (Mlm, 1);
+  m->cfg.ratio = stsim_params_get_double (params, "ratio");
+  m->cfg.mask_prob = stsim_params_get_double (params, "mask_prob");
+  m->cfg.random_prob = stsim_params_get_double (params, "random_prob");
+  m->view1_only = strcmp (stsim_params_get_string (params, "rows"), "view1") == 0;
+  if (m->cfg.mask_prob + m->cfg.random_prob > 1.0 + 1e-12) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID,
+                 "mask_prob (%g) + random_prob (%g) exceed 1: they split the selected tokens", m->cfg.mask_prob,
+                 m->cfg.random_prob);
+    g_free (m);
+    return NULL;
+  }
+  return m;
+}
+
+static void
+mlm_destroy (gpointer state)
+{
+  g_free (state);
+}
+
+typedef struct {
+  StsimTokenBatch batch;
+  gint32         *labels;
+  gint32         *rows;     /* hidden-state row of each selected position */
+  gint32         *targets;
+} Masked;
+
+static void
+masked_free (gpointer p)
+{
+  Masked *m = p;
+  g_free (m->batch.ids);
+  g_free (m->batch.mask);
+  g_free (m->batch.lengths);
+  g_free (m->labels);
+  g_free (m->rows);
+  g_free (m->targets);
+  g_free (m);
+}
+
+static gboolean
+mlm_loss (gpointer state, StsimTrainStep *step, StsimTensor **loss, GError **error)
+{
+  Mlm *m = state;
+  StsimTape *tape = stsim_train_step_get_tape (step);
+  StsimModel *model = stsim_train_step_get_model (step);
+  StsimTokenizer *tok = stsim_train_step_get_tokenizer (step);
+  const StsimTokenBatch *src = stsim_train_step_get_batch (step);
+
+  if (!model || !tok || !src || src->n == 0) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "mlm: the step has no model or token batch");
+    return FALSE;
+  }
+  if (!(stsim_model_get_flags (model) & STSIM_MODEL_MLM_HEAD)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
+                 "mlm: the encoder has no masked-LM head; set mlm_head = true in its section");
+    return FALSE;
+  }
+  const gsize rows = m->view1_only ? stsim_train_step_get_n_sentences (step) : src->n;
+  const gsize width = src->width;
+  Masked *mk = g_new0 (Masked, 1);
+  /* Kept until the step ends: the forward pass may refer to the ids. */
+  g_autofree char *key = g_strdup_printf ("mlm.masked.%s", stsim_train_step_get_objective_label (step)
+                                          ? stsim_train_step_get_objective_label (step) : "");
+  stsim_train_step_set_data (step, key, mk, masked_free);
+  mk->batch.n = rows;
+  mk->batch.width = width;
+  mk->batch.ids = g_new (gint32, rows * width);
+  mk->batch.mask = g_memdup2 (src->mask, rows * width * sizeof (gint32));
+  mk->batch.lengths = g_memdup2 (src->lengths, rows * sizeof (gint32));
+  mk->labels = g_new (gint32, rows * width);
+
+  StsimRng rng;
+  stsim_train_step_init_rng (step, STSIM_RNG_STREAM_MASKING, &rng);
+  gsize n_sel = stsim_mask_tokens (tok, &m->cfg, &rng, src->ids, src->lengths, rows, width, mk->batch.ids,
+                                   mk->labels);
+  if (n_sel == 0) {
+    /* A batch of very short rows can draw no position at all; predicting
+     * one keeps the loss defined (HF would produce NaN here). Take the
+     * first non-special token. */
+    for (gsize i = 0; i < rows * width && n_sel == 0; i++)
+      if ((gint32) (i % width) < src->lengths[i / width] && !stsim_tokenizer_is_special (tok, src->ids[i])) {
+        mk->labels[i] = src->ids[i];
+        mk->batch.ids[i] = stsim_tokenizer_mask_id (tok);
+        n_sel = 1;
+      }
+    if (n_sel == 0) {
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA,
+                   "mlm: no row of this step has a maskable token (only special tokens)");
+      return FALSE;
+    }
+  }
+
+  StsimForwardOptions fo = { .packed = TRUE };
+  StsimModelOutput out;
+  if (!stsim_model_forward (model, tape, &mk->batch, &fo, &out, error))
+    return FALSE;
+  mk->rows = g_new (gint32, n_sel);
+  mk->targets = g_new (gint32, n_sel);
+  gsize k = 0;
+  for (gsize r = 0; r < rows; r++)
+    for (gsize c = 0; c < width; c++)
+      if (mk->labels[r * width + c] >= 0) {
+        mk->rows[k] = out.seqs[r].offset + (gint32) c;
+        mk->targets[k] = mk->labels[r * width + c];
+        k++;
+      }
+  StsimTensor *h = stsim_gather_rows (tape, out.hidden[out.n_layers], mk->rows, (gint64) n_sel);
+  StsimTensor *logits = stsim_model_mlm_logits (model, tape, h);
+  *loss = stsim_cross_entropy (tape, logits, mk->targets, -100);
+  if (!*loss) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "mlm: building the loss failed");
+    return FALSE;
+  }
+  /* Accuracy of the predictions at the selected positions. */
+  gint64 V = stsim_tensor_cols (logits), hits = 0;
+  for (gsize i = 0; i < n_sel; i++) {
+    const float *row = logits->data + i * V;
+    gint64 best = 0;
+    for (gint64 j = 1; j < V; j++)
+      if (row[j] > row[best])
+        best = j;
+    hits += best == mk->targets[i];
+  }
+  stsim_train_step_log (step, "accuracy", (double) hits / n_sel);
+  stsim_train_step_log (step, "selected", (double) n_sel);
+  return TRUE;
+}
+
+static const StsimObjectiveVTable mlm_vtable = { .loss = mlm_loss };
+
+static const StsimComponentDesc mlm_desc = {
+  .kind = STSIM_KIND_OBJECTIVE, .name = "mlm",
+  .summary = "masked-language-model cross-entropy (80/10/10 masking), auxiliary or for pretraining",
+  .params = mlm_params, .create = mlm_create, .destroy = mlm_destroy, STSIM_VTABLE (mlm_vtable),
+};
+
+STSIM_PLUGIN_DEFINE ("mlm", "0.1.0", "MIT", "BERT masked-language-model objective",
+                     "@inproceedings{devlin2019bert, title={{BERT}: Pre-training of Deep Bidirectional Transformers "
+                     "for Language Understanding}, author={Devlin, Jacob and Chang, Ming-Wei and Lee, Kenton and "
+                     "Toutanova, Kristina}, booktitle={NAACL}, year={2019}}",
+                     &mlm_desc)

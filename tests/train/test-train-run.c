@@ -1,0 +1,506 @@
+/* test-train-run: whole training runs on a tiny BERT (tests/fixtures/models/
+ * bert-tiny) and a small corpus fixture (tests/train/data/small-corpus.txt).
+ *
+ *   tiny          the loss falls, dev Spearman is computed at every
+ *                 eval_every, best/ is the first strictly best evaluation,
+ *                 results.json has the table and the training summary
+ *   resume        stopped after 7 steps (state saved at 4), resumed: final
+ *                 parameters, Adam moments and best/ bit-identical to an
+ *                 uninterrupted run; metrics.jsonl has no repeated steps
+ *   kill          the same with a real SIGKILL of a training process
+ *   nan-skip      a NaN step is skipped and counted; training goes on
+ *   nan-stop      NaN steps in a row stop the run with a clear message and
+ *                 the last good state on disk
+ *   errors        malformed corpus, bad [train] values, untrainable encoder
+ *
+ * argv[1], when given, is the program the kill test runs: stsim-run (or the
+ * train-run driver when the tools are not built). */
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/types.h>
+#include <json-glib/json-glib.h>
+
+#include "stsim/stsim.h"
+#include "stsim/stsim-recipe.h"
+#include "stsim/stsim-registry.h"
+#include "train/train-private.h"
+#include "train-test-util.h"
+
+static StsimRegistry *reg;
+static char *tmpdir;
+static const char *driver;
+
+/* A complete recipe; %s: output folder, corpus, model folder. Threads 1 so
+ * that the tests do not fight over the cores (and bit-identity holds at a
+ * fixed thread count anyway). */
+static const char *base_recipe =
+  "[run]\n"
+  "seed = 42\n"
+  "threads = 1\n"
+  "output = %s\n"
+  "[train]\n"
+  "corpus = %s\n"
+  "batch_size = 16\n"
+  "steps = 30\n"
+  "lr = 1e-3\n"
+  "max_len = 32\n"
+  "eval_every = 10\n"
+  "save_every = 4\n"
+  "log_every = 2\n"
+  "[encoder]\n"
+  "use = bert\n"
+  "model = %s\n"
+  "mlp_init = random\n"
+  "max_len = 64\n"
+  "[objective.contrastive]\n"
+  "use = contrastive\n"
+  "[evaluator.sts]\n"
+  "use = sts\n"
+  "tasks = STSBenchmark,SICKRelatedness\n"
+  "skip_train = true\n";
+
+static char *
+corpus_path (void)
+{
+  const char *src = g_getenv ("G_TEST_SRCDIR");
+  return g_build_filename (src ? src : ".", "train", "data", "small-corpus.txt", NULL);
+}
+
+static char *
+recipe_file (const char *name, const char *out, const char *corpus)
+{
+  g_autofree char *model = train_test_fixture ("models", "bert-tiny", NULL);
+  g_autofree char *def_corpus = corpus_path ();
+  g_autofree char *text = g_strdup_printf (base_recipe, out, corpus ? corpus : def_corpus, model);
+  g_autofree char *file = g_strdup_printf ("%s.ini", name);
+  char *path = g_build_filename (tmpdir, file, NULL);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+  return path;
+}
+
+/* Loads, instantiates and trains; returns FALSE with @error on failure. */
+static gboolean
+train (const char *recipe_path, const char *const *overrides, gboolean resume, gint64 stop_after, GError **error)
+{
+  g_autoptr(StsimRecipe) recipe = stsim_recipe_load (reg, recipe_path, overrides, NULL, error);
+  if (!recipe)
+    return FALSE;
+  g_autoptr(StsimContext) ctx = stsim_recipe_new_context (recipe);
+  StsimTrainOptions o = STSIM_TRAIN_OPTIONS_INIT;
+  o.resume = resume;
+  o.stop_after_steps = stop_after;
+  o.quiet = !g_test_verbose ();
+  return stsim_recipe_instantiate (recipe, ctx, error) && stsim_trainer_run (recipe, ctx, &o, error);
+}
+
+static GPtrArray *
+read_metrics (const char *out)
+{
+  g_autofree char *path = g_build_filename (out, "metrics.jsonl", NULL);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  GPtrArray *lines = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
+  g_auto (GStrv) parts = g_strsplit (text, "\n", -1);
+  for (gsize i = 0; parts[i]; i++) {
+    if (!*parts[i])
+      continue;
+    g_autoptr(JsonParser) p = json_parser_new ();
+    g_assert_true (json_parser_load_from_data (p, parts[i], -1, NULL));
+    g_ptr_array_add (lines, json_object_ref (json_node_get_object (json_parser_get_root (p))));
+  }
+  return lines;
+}
+
+static JsonObject *
+read_json (const char *dir, const char *name)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autoptr(JsonParser) p = json_parser_new ();
+  g_autoptr(GError) err = NULL;
+  g_assert_true (json_parser_load_from_file (p, path, &err));
+  return json_object_ref (json_node_get_object (json_parser_get_root (p)));
+}
+
+static char *
+out_dir (const char *name)
+{
+  return g_build_filename (tmpdir, name, NULL);
+}
+
+/* ---- tiny end-to-end run ----------------------------------------------------- */
+
+static void
+test_tiny (void)
+{
+  g_autofree char *out = out_dir ("tiny");
+  g_autofree char *recipe = recipe_file ("tiny", out, NULL);
+  g_autoptr(GError) err = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+  g_assert_true (train (recipe, NULL, FALSE, 0, &err));
+  g_assert_no_error (err);
+  g_test_message ("30 steps + 3 dev + test in %.1f s", (g_get_monotonic_time () - t0) / 1e6);
+
+  g_autoptr(GPtrArray) m = read_metrics (out);
+  double first = NAN, last = NAN, best = -2;
+  gint64 best_step = -1, n_eval = 0, n_train = 0;
+  for (guint i = 0; i < m->len; i++) {
+    JsonObject *o = g_ptr_array_index (m, i);
+    const char *type = json_object_get_string_member (o, "type");
+    if (strcmp (type, "train") == 0) {
+      double l = json_object_get_double_member (o, "loss.objective.contrastive");
+      g_assert_true (isfinite (l));
+      g_assert_true (json_object_has_member (o, "lr"));
+      g_assert_true (json_object_has_member (o, "grad_norm"));
+      g_assert_true (json_object_has_member (o, "sentences_per_second"));
+      if (n_train++ == 0)
+        first = l;
+      last = l;
+    } else {
+      g_assert_cmpstr (type, ==, "eval");
+      double dev = json_object_get_double_member (o, "dev");
+      g_assert_true (dev >= -1 && dev <= 1);
+      g_assert_cmpint (json_object_get_int_member (o, "step") % 10, ==, 0);
+      if (dev > best) {  /* strictly greater keeps the first of equals */
+        best = dev;
+        best_step = json_object_get_int_member (o, "step");
+      }
+      n_eval++;
+    }
+  }
+  g_test_message ("contrastive loss %.4f -> %.4f; best dev %.4f at step %" G_GINT64_FORMAT, first, last, best,
+                  best_step);
+  g_assert_cmpint (n_train, ==, 15);
+  g_assert_cmpint (n_eval, ==, 3);
+  g_assert_cmpfloat (last, <, first);
+
+  g_autoptr(JsonObject) res = read_json (out, "results.json");
+  JsonObject *tr = json_object_get_object_member (res, "training");
+  g_assert_cmpint (json_object_get_int_member (tr, "steps"), ==, 30);
+  g_assert_cmpint (json_object_get_int_member (tr, "best_step"), ==, best_step);
+  g_assert_cmpfloat (json_object_get_double_member (tr, "best_dev"), ==, best);
+  g_assert_cmpstr (json_object_get_string_member (tr, "selected"), ==, "best");
+  g_assert_cmpstr (json_object_get_string_member (res, "mode"), ==, "test");
+  JsonObject *table = json_object_get_object_member (res, "table");
+  g_assert_true (json_object_has_member (table, "STSBenchmark"));
+  g_assert_true (json_object_has_member (table, "SICKRelatedness"));
+  g_assert_true (json_object_has_member (res, "tasks"));
+
+  const char *files[] = { "best/config.json", "best/model.safetensors", "best/vocab.txt", "resolved.ini",
+                          "state/state.safetensors", NULL };
+  for (int i = 0; files[i]; i++) {
+    g_autofree char *f = g_build_filename (out, files[i], NULL);
+    g_assert_true (g_file_test (f, G_FILE_TEST_IS_REGULAR));
+  }
+  g_autofree char *resolved = g_build_filename (out, "resolved.ini", NULL);
+  g_autofree char *rtext = NULL;
+  g_assert_true (g_file_get_contents (resolved, &rtext, NULL, NULL));
+  g_assert_true (strstr (rtext, "[train]") != NULL);
+
+  /* The test table is of the best checkpoint: re-scoring best/ on STS-B dev
+   * gives back the selected dev score exactly. */
+  g_autoptr(StsimContext) ctx = stsim_context_new (NULL, 42, 1);
+  g_autofree char *best_dir = g_build_filename (out, "best", NULL);
+  StsimComponent *enc = stsim_component_new_simple (reg, STSIM_KIND_ENCODER, "bert", "encoder", ctx, &err,
+                                                    "model", best_dir, "max_len", "64", NULL);
+  g_assert_no_error (err);
+  g_assert_true (stsim_context_add (ctx, enc, &err));
+  StsimComponent *ev = stsim_component_new_simple (reg, STSIM_KIND_EVALUATOR, "sts", "evaluator", ctx, &err, NULL);
+  g_assert_no_error (err);
+  g_assert_true (stsim_context_add (ctx, ev, &err));
+  g_autoptr(JsonObject) rep = json_object_new ();
+  double dev = NAN;
+  g_assert_true (stsim_evaluator_evaluate (ev, enc, STSIM_EVAL_DEV, rep, &dev, &err));
+  g_assert_cmpfloat (dev, ==, best);
+}
+
+/* ---- resume ------------------------------------------------------------------- */
+
+static void
+assert_same_file (const char *a, const char *b)
+{
+  g_autofree char *ta = NULL, *tb = NULL;
+  gsize la, lb;
+  g_assert_true (g_file_get_contents (a, &ta, &la, NULL));
+  g_assert_true (g_file_get_contents (b, &tb, &lb, NULL));
+  g_assert_cmpmem (ta, la, tb, lb);
+}
+
+/* Parameters and Adam moments of the final states: the tensors of the two
+ * state files must be byte-identical (the metadata differs only if the
+ * runs differ). */
+static void
+assert_same_state (const char *out_a, const char *out_b)
+{
+  g_autofree char *pa = g_build_filename (out_a, "state", "state.safetensors", NULL);
+  g_autofree char *pb = g_build_filename (out_b, "state", "state.safetensors", NULL);
+  assert_same_file (pa, pb);
+  g_autofree char *ba = g_build_filename (out_a, "best", "model.safetensors", NULL);
+  g_autofree char *bb = g_build_filename (out_b, "best", "model.safetensors", NULL);
+  assert_same_file (ba, bb);
+}
+
+static const char *const resume_set[] = { "train.steps=12", "train.eval_every=6", "train.test=false", NULL };
+
+static void
+test_resume (void)
+{
+  g_autofree char *out_a = out_dir ("resume-a");
+  g_autofree char *out_b = out_dir ("resume-b");
+  g_autofree char *ra = recipe_file ("resume-a", out_a, NULL);
+  g_autofree char *rb = recipe_file ("resume-b", out_b, NULL);
+  g_autoptr(GError) err = NULL;
+  g_assert_true (train (ra, resume_set, FALSE, 0, &err));
+  g_assert_no_error (err);
+  /* Stops after step 7 without saving: the state on disk is step 4's. */
+  g_assert_true (train (rb, resume_set, FALSE, 7, &err));
+  g_assert_no_error (err);
+  g_autofree char *st = g_build_filename (out_b, "state", "state.safetensors", NULL);
+  {
+    g_autoptr(StsimStReader) r = stsim_st_reader_open (st, &err);
+    g_assert_no_error (err);
+    g_assert_true (strstr (stsim_st_reader_get_metadata (r, "stsim.train_state"), "\"step\":4,") != NULL);
+  }
+  g_assert_true (train (rb, resume_set, TRUE, 0, &err));
+  g_assert_no_error (err);
+  assert_same_state (out_a, out_b);
+
+  /* metrics.jsonl reads like one run: every step once, same losses. */
+  g_autoptr(GPtrArray) ma = read_metrics (out_a);
+  g_autoptr(GPtrArray) mb = read_metrics (out_b);
+  g_assert_cmpuint (ma->len, ==, mb->len);
+  for (guint i = 0; i < ma->len; i++) {
+    JsonObject *a = g_ptr_array_index (ma, i), *b = g_ptr_array_index (mb, i);
+    g_assert_cmpint (json_object_get_int_member (a, "step"), ==, json_object_get_int_member (b, "step"));
+    const char *key = json_object_has_member (a, "loss") ? "loss" : "dev";
+    g_assert_cmpfloat (json_object_get_double_member (a, key), ==, json_object_get_double_member (b, key));
+  }
+}
+
+/* A state from another run configuration is refused, not half-loaded. */
+static void
+test_resume_mismatch (void)
+{
+  g_autofree char *out = out_dir ("resume-a");
+  g_autofree char *r = recipe_file ("resume-a", out, NULL);
+  const char *const set[] = { "train.steps=12", "train.batch_size=8", "train.test=false", NULL };
+  g_autoptr(GError) err = NULL;
+  g_assert_false (train (r, set, TRUE, 0, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_CHECKPOINT);
+  g_assert_true (strstr (err->message, "another run") != NULL);
+}
+
+static gint64
+state_step (const char *path)
+{
+  g_autoptr(GError) err = NULL;
+  g_autoptr(StsimStReader) r = stsim_st_reader_open (path, &err);
+  if (!r)
+    return -1;
+  const char *meta = stsim_st_reader_get_metadata (r, "stsim.train_state");
+  const char *s = meta ? strstr (meta, "\"step\":") : NULL;
+  return s ? g_ascii_strtoll (s + 7, NULL, 10) : -1;
+}
+
+static void
+test_kill (void)
+{
+  if (!driver) {
+    g_test_skip ("no stsim-run given");
+    return;
+  }
+  const char *const set[] = { "train.steps=40", "train.eval_every=0", "train.save_every=2",
+                              "train.test=false", NULL };
+  g_autofree char *out_a = out_dir ("kill-a");
+  g_autofree char *out_b = out_dir ("kill-b");
+  g_autofree char *ra = recipe_file ("kill-a", out_a, NULL);
+  g_autofree char *rb = recipe_file ("kill-b", out_b, NULL);
+  g_autoptr(GError) err = NULL;
+  g_assert_true (train (ra, set, FALSE, 0, &err));
+  g_assert_no_error (err);
+
+  GPtrArray *argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (char *) driver);
+  g_ptr_array_add (argv, rb);
+  for (int i = 0; set[i]; i++) {
+    g_ptr_array_add (argv, "--set");
+    g_ptr_array_add (argv, (char *) set[i]);
+  }
+  g_ptr_array_add (argv, NULL);
+  g_autoptr(GSubprocess) proc = g_subprocess_newv ((const char *const *) argv->pdata,
+                                                   G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                                                   &err);
+  g_assert_no_error (err);
+  /* Kill once a mid-run state is on disk (and before the end). */
+  g_autofree char *st = g_build_filename (out_b, "state", "state.safetensors", NULL);
+  gint64 deadline = g_get_monotonic_time () + 300 * G_USEC_PER_SEC;
+  gint64 seen = -1;
+  while (g_get_monotonic_time () < deadline) {
+    seen = state_step (st);
+    if (seen >= 6)
+      break;
+    g_usleep (20000);
+  }
+  g_subprocess_send_signal (proc, SIGKILL);
+  g_subprocess_wait (proc, NULL, NULL);
+  g_assert_true (g_subprocess_get_if_signaled (proc));
+  g_assert_cmpint (g_subprocess_get_term_sig (proc), ==, SIGKILL);
+  gint64 at_kill = state_step (st);
+  g_test_message ("killed with the state at step %" G_GINT64_FORMAT, at_kill);
+  g_assert_cmpint (at_kill, >=, 6);
+  g_assert_cmpint (at_kill, <, 40);
+  g_ptr_array_unref (argv);
+
+  g_assert_true (train (rb, set, TRUE, 0, &err));
+  g_assert_no_error (err);
+  assert_same_state (out_a, out_b);
+}
+
+/* ---- NaN handling -------------------------------------------------------------- */
+
+static gint64
+state_int (const char *out, const char *key)
+{
+  g_autofree char *st = g_build_filename (out, "state", "state.safetensors", NULL);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(StsimStReader) r = stsim_st_reader_open (st, &err);
+  g_assert_no_error (err);
+  g_autoptr(JsonParser) p = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (p, stsim_st_reader_get_metadata (r, "stsim.train_state"), -1, NULL));
+  JsonObject *o = json_node_get_object (json_parser_get_root (p));
+  if (strcmp (key, "adam_t") == 0)
+    return json_object_get_int_member (json_array_get_object_element (json_object_get_array_member (o, "stores"), 0),
+                                       "adam_t");
+  return json_object_get_int_member (o, key);
+}
+
+static void
+test_nan_skip (void)
+{
+  g_autofree char *out = out_dir ("nan-skip");
+  g_autofree char *r = recipe_file ("nan-skip", out, NULL);
+  const char *const set[] = { "train.steps=6", "train.eval_every=0", "train.test=false",
+                              "train.debug_nan_steps=3", "train.max_bad_steps=2", NULL };
+  g_autoptr(GError) err = NULL;
+  g_assert_true (train (r, set, FALSE, 0, &err));
+  g_assert_no_error (err);
+  g_assert_cmpint (state_int (out, "step"), ==, 6);
+  g_assert_cmpint (state_int (out, "bad_total"), ==, 1);
+  /* The skipped step made no optimizer update. */
+  g_assert_cmpint (state_int (out, "adam_t"), ==, 5);
+  g_autoptr(GPtrArray) m = read_metrics (out);
+  gint64 skipped = 0;
+  for (guint i = 0; i < m->len; i++)
+    skipped += json_object_get_int_member_with_default (g_ptr_array_index (m, i), "skipped", 0);
+  g_assert_cmpint (skipped, ==, 1);
+}
+
+static void
+test_nan_stop (void)
+{
+  g_autofree char *out = out_dir ("nan-stop");
+  g_autofree char *r = recipe_file ("nan-stop", out, NULL);
+  const char *const set[] = { "train.steps=10", "train.eval_every=0", "train.save_every=0",
+                              "train.debug_nan_steps=2,3,4", "train.max_bad_steps=3", NULL };
+  g_autoptr(GError) err = NULL;
+  g_assert_false (train (r, set, FALSE, 0, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_NUMERIC);
+  g_test_message ("%s", err->message);
+  g_assert_true (strstr (err->message, "step 5") != NULL);
+  g_assert_true (strstr (err->message, "max_bad_steps") != NULL);
+  g_assert_true (strstr (err->message, "last good state") != NULL);
+  /* The kept state: two good updates (steps 0, 1), position after step 4. */
+  g_assert_cmpint (state_int (out, "step"), ==, 5);
+  g_assert_cmpint (state_int (out, "adam_t"), ==, 2);
+}
+
+/* ---- errors --------------------------------------------------------------------- */
+
+static void
+test_bad_corpus (void)
+{
+  g_autofree char *corpus = g_build_filename (tmpdir, "bad-corpus.txt", NULL);
+  g_assert_true (g_file_set_contents (corpus, "fine\nstill fine\n\xc3\x28 broken\n", -1, NULL));
+  g_autofree char *out = out_dir ("bad-corpus");
+  g_autofree char *r = recipe_file ("bad-corpus", out, corpus);
+  g_autoptr(GError) err = NULL;
+  g_assert_false (train (r, NULL, FALSE, 0, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_ENCODING);
+  g_autofree char *where = g_strdup_printf ("%s:3:", corpus);
+  g_assert_true (strstr (err->message, where) != NULL);
+}
+
+static void
+check_recipe_error (const char *const *set, int domain_code, const char *fragment)
+{
+  g_autofree char *out = out_dir ("recipe-errors");
+  g_autofree char *r = recipe_file ("recipe-errors", out, NULL);
+  g_autoptr(GError) err = NULL;
+  g_assert_false (train (r, set, FALSE, 0, &err));
+  g_assert_error (err, STSIM_ERROR, domain_code);
+  if (!strstr (err->message, fragment))
+    g_error ("'%s' lacks '%s'", err->message, fragment);
+}
+
+static void
+test_recipe_errors (void)
+{
+  const char *const unknown[] = { "train.batchsize=8", NULL };
+  check_recipe_error (unknown, STSIM_ERROR_RECIPE, "batch_size");
+  const char *const range[] = { "train.batch_size=1", NULL };
+  check_recipe_error (range, STSIM_ERROR_RECIPE, "batch_size");
+  const char *const head[] = { "train.head=mlp2", NULL };
+  check_recipe_error (head, STSIM_ERROR_RECIPE, "head");
+  const char *const lr[] = { "train.lr=fast", NULL };
+  check_recipe_error (lr, STSIM_ERROR_RECIPE, "lr");
+  const char *const evaluator[] = { "train.evaluator=evaluator.nope", NULL };
+  check_recipe_error (evaluator, STSIM_ERROR_RECIPE, "evaluator.nope");
+  const char *const warmup[] = { "train.warmup=30", NULL };
+  check_recipe_error (warmup, STSIM_ERROR_RECIPE, "warmup");
+  const char *const maxlen[] = { "train.max_len=100", NULL };
+  check_recipe_error (maxlen, STSIM_ERROR_RECIPE, "64 positions");
+  const char *const missing[] = { "train.corpus=/nonexistent/corpus.txt", NULL };
+  check_recipe_error (missing, STSIM_ERROR_NOT_FOUND, "/nonexistent/corpus.txt");
+  const char *const nan[] = { "train.debug_nan_steps=x", NULL };
+  check_recipe_error (nan, STSIM_ERROR_RECIPE, "debug_nan_steps");
+}
+
+static void
+test_untrainable_encoder (void)
+{
+  g_autofree char *out = out_dir ("bow");
+  g_autofree char *corpus = corpus_path ();
+  g_autofree char *text = g_strdup_printf ("[run]\noutput = %s\n[train]\ncorpus = %s\n[encoder]\nuse = bow\n"
+                                           "[objective.c]\nuse = contrastive\n[evaluator.sts]\nuse = sts\n",
+                                           out, corpus);
+  g_autofree char *r = g_build_filename (tmpdir, "bow.ini", NULL);
+  g_assert_true (g_file_set_contents (r, text, -1, NULL));
+  g_autoptr(GError) err = NULL;
+  g_assert_false (train (r, NULL, FALSE, 0, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_RECIPE);
+  g_assert_true (strstr (err->message, "no trainable network") != NULL);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  driver = argc > 1 ? argv[1] : NULL;
+  reg = stsim_registry_new ();
+  stsim_registry_scan_default (reg);
+  tmpdir = g_dir_make_tmp ("stsim-test-train-XXXXXX", NULL);
+  g_test_add_func ("/train/run/tiny", test_tiny);
+  g_test_add_func ("/train/run/resume", test_resume);
+  g_test_add_func ("/train/run/resume-mismatch", test_resume_mismatch);
+  g_test_add_func ("/train/run/kill", test_kill);
+  g_test_add_func ("/train/run/nan-skip", test_nan_skip);
+  g_test_add_func ("/train/run/nan-stop", test_nan_stop);
+  g_test_add_func ("/train/errors/bad-corpus", test_bad_corpus);
+  g_test_add_func ("/train/errors/recipe", test_recipe_errors);
+  g_test_add_func ("/train/errors/untrainable-encoder", test_untrainable_encoder);
+  int rc = g_test_run ();
+  train_test_rm_rf (tmpdir);
+  g_free (tmpdir);
+  stsim_registry_free (reg);
+  return rc;
+}
