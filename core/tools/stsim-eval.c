@@ -156,10 +156,10 @@ main (int argc, char **argv)
   gboolean ok = TRUE;
   if (model) {
     const StsimParamSpec *specs = entry->desc->params;
-    const char *key = specs && stsim_param_specs_lookup (specs, "checkpoint") ? "checkpoint"
-                      : specs && stsim_param_specs_lookup (specs, "path") ? "path" : NULL;
+    /* The neural encoders name their checkpoint folder `model`. */
+    const char *key = specs && stsim_param_specs_lookup (specs, "model") ? "model" : NULL;
     if (key == NULL) {
-      g_set_error (&err, STSIM_ERROR, STSIM_ERROR_PLUGIN, "encoder '%s' has no 'checkpoint' or 'path' parameter "
+      g_set_error (&err, STSIM_ERROR, STSIM_ERROR_PLUGIN, "encoder '%s' has no 'model' parameter "
                    "to load %s from", name, model);
       ok = FALSE;
     } else

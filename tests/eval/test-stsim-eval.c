@@ -175,6 +175,35 @@ test_model_dir (void)
   g_rmdir (tmp);
 }
 
+/* A real checkpoint through --model: the bert-tiny fixture (64 positions). */
+static void
+test_model_dir_checkpoint (void)
+{
+  g_autofree char *model = g_test_build_filename (G_TEST_DIST, "fixtures", "models", "bert-tiny", NULL);
+  g_autofree char *tmp = g_dir_make_tmp ("stsim-eval-XXXXXX", NULL);
+  g_autofree char *json = g_build_filename (tmp, "r.json", NULL);
+  /* STS-B has sentences longer than the model's positions: a clear error. */
+  Run r = run_tool ("--model", model, "--tasks", "STSBenchmark", "--skip-train", NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "max_len"));
+  run_clear (&r);
+  r = run_tool ("--model", model, "--set", "max_len=64", "--tasks", "STSBenchmark", "--skip-train",
+                "--json", json, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "STS-B"));
+  run_clear (&r);
+  g_autoptr (JsonParser) p = json_parser_new ();
+  g_assert_true (json_parser_load_from_file (p, json, NULL));
+  JsonObject *root = json_node_get_object (json_parser_get_root (p));
+  JsonObject *t = json_object_get_object_member (json_object_get_object_member (root, "tasks"), "STSBenchmark");
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (t, "test"), "n"), ==, 1379);
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (t, "dev"), "n"), ==, 1500);
+  double v = json_object_get_double_member (json_object_get_object_member (root, "table"), "STSBenchmark");
+  g_assert_true (isfinite (v) && v > -100 && v < 100);
+  g_unlink (json);
+  g_rmdir (tmp);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -190,5 +219,6 @@ main (int argc, char **argv)
   g_test_add_func ("/sts/tool/missing-data", test_missing_data);
   g_test_add_func ("/sts/tool/bad-encoder-and-params", test_bad_encoder_and_params);
   g_test_add_func ("/sts/tool/model-dir", test_model_dir);
+  g_test_add_func ("/sts/tool/model-dir-checkpoint", test_model_dir_checkpoint);
   return g_test_run ();
 }
