@@ -10,11 +10,17 @@
  * to <output>/results.json. A recipe with objectives trains the encoder
  * (stsim_trainer_run, docs/training.md); --resume continues a killed run.
  *
+ * Under MPI (mpirun -np N stsim-run RECIPE, docs/distributed.md) every rank
+ * runs this program; the ranks train one model data-parallel, rank 0 alone
+ * prints the plan, writes files and evaluates, and an error on any rank
+ * stops the whole job (MPI_Abort) instead of leaving the others waiting.
+ *
  * Exit status: 0 success, 1 invalid input or a failed run, 2 usage error.
  */
 #include "tool-common.h"
 #include "stsim-config.h"
 #include "stsim/stsim-train.h"
+#include "train/dist.h"
 
 #include <string.h>
 
@@ -96,6 +102,15 @@ print_table (JsonObject *report)
   g_string_free (vals, TRUE);
 }
 
+/* Prints the error; under MPI also stops the other ranks of the job. */
+static int
+fail (const GError *error)
+{
+  tool_print_error (error);
+  stsim_dist_abort (STSIM_EXIT_INVALID);
+  return STSIM_EXIT_INVALID;
+}
+
 static StsimComponent *
 the_encoder (StsimContext *ctx)
 {
@@ -161,54 +176,68 @@ main (int argc, char **argv)
   g_option_context_set_summary (context, "Runs an stsim recipe (see docs/recipes.md).");
   g_option_context_set_description (context, "Exit status: 0 success, 1 invalid input or failed run, 2 usage error.\n");
   g_option_context_add_main_entries (context, entries, NULL);
+  /* Before MPI starts: option parsing may re-execute the program (for
+   * OMP_WAIT_POLICY, tool-common.c), which an MPI process must not do. A
+   * usage error then stops each rank by itself, and the launcher the job. */
   if (!tool_parse_options (context, &args))
     return STSIM_EXIT_USAGE;
   if (g_strv_length (args) != 2)
     return tool_usage_error ("expected exactly one RECIPE, got %u", g_strv_length (args) - 1);
+  if (!stsim_dist_init (&argc, &argv, &error)) {
+    tool_print_error (error);
+    return STSIM_EXIT_INVALID;
+  }
+  const gboolean rank0 = stsim_dist_rank () == 0;
+  if (stsim_dist_size () > 1) {
+    g_autofree char *name = g_strdup_printf ("stsim-run (rank %d/%d)", stsim_dist_rank (), stsim_dist_size ());
+    g_set_prgname (name);
+  }
 
   reg = tool_registry_new (opt_plugin_path);
   recipe = stsim_recipe_load (reg, args[1], (const char *const *) opt_set, opt_data, &error);
   if (!recipe) {
-    tool_print_error (error);
     tool_print_failure_hint (reg);
-    return STSIM_EXIT_INVALID;
+    return fail (error);
   }
-  tool_print_warnings (recipe);
-  print_plan (recipe);
+  if (rank0) {
+    tool_print_warnings (recipe);
+    print_plan (recipe);
+  }
   if (opt_dry_run) {
-    g_print ("\ndry run: nothing created, nothing written\n");
+    if (rank0)
+      g_print ("\ndry run: nothing created, nothing written\n");
+    stsim_dist_finalize ();
     return STSIM_EXIT_OK;
   }
 
   ctx = stsim_recipe_new_context (recipe);
   if (!stsim_recipe_instantiate (recipe, ctx, &error) ||
-      !stsim_recipe_write_resolved (recipe, stsim_recipe_get_output (recipe), &error)) {
-    tool_print_error (error);
-    return STSIM_EXIT_INVALID;
-  }
+      (rank0 && !stsim_recipe_write_resolved (recipe, stsim_recipe_get_output (recipe), &error)))
+    return fail (error);
   resolved = g_build_filename (stsim_recipe_get_output (recipe), "resolved.ini", NULL);
-  g_print ("\nwrote %s\n", resolved);
+  if (rank0)
+    g_print ("\nwrote %s\n", resolved);
 
   if (stsim_recipe_count_kind (recipe, STSIM_KIND_OBJECTIVE) == 0 &&
       stsim_recipe_count_kind (recipe, STSIM_KIND_EVALUATOR) > 0) {
     if (stsim_recipe_count_kind (recipe, STSIM_KIND_ENCODER) != 1) {
       g_printerr ("stsim-run: an evaluation needs exactly one enabled encoder; this recipe has %u\n",
                   stsim_recipe_count_kind (recipe, STSIM_KIND_ENCODER));
+      stsim_dist_abort (STSIM_EXIT_INVALID);
       return STSIM_EXIT_INVALID;
     }
-    if (!evaluate (recipe, ctx, &error)) {
-      tool_print_error (error);
-      return STSIM_EXIT_INVALID;
-    }
+    /* An evaluation is not split over ranks: rank 0 runs it. */
+    if (rank0 && !evaluate (recipe, ctx, &error))
+      return fail (error);
   } else if (stsim_recipe_count_kind (recipe, STSIM_KIND_OBJECTIVE) > 0) {
     StsimTrainOptions train_opts = STSIM_TRAIN_OPTIONS_INIT;
     train_opts.resume = opt_resume;
     train_opts.stop_after_steps = opt_stop_after;
-    g_print ("\n");
-    if (!stsim_trainer_run (recipe, ctx, &train_opts, &error)) {
-      tool_print_error (error);
-      return STSIM_EXIT_INVALID;
-    }
+    if (rank0)
+      g_print ("\n");
+    if (!stsim_trainer_run (recipe, ctx, &train_opts, &error))
+      return fail (error);
   }
+  stsim_dist_finalize ();
   return STSIM_EXIT_OK;
 }

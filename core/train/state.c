@@ -7,9 +7,11 @@
  * with the position (step, epoch, index), the seed, the Adam step counts,
  * best score and step, skipped-step counts, and each store's view names
  * and sizes, checked on load so that a state never silently lands in a
- * network with another shape. RNG streams need no saving: dropout, masking
+ * network with another shape, and the number of ranks of a data-parallel
+ * run (the shards, hence the run, depend on it). RNG streams need no saving: dropout, masking
  * and shuffling are counter-based functions of (seed, step / epoch). */
 #include "train/trainer-private.h"
+#include "train/dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -75,6 +77,8 @@ stsim_trainer_save_state (StsimTrainer *tr, GError **error)
   json_builder_add_int_value (b, tr->bad_total);
   json_builder_set_member_name (b, "bad_in_row");
   json_builder_add_int_value (b, tr->bad_in_row);
+  json_builder_set_member_name (b, "world_size");
+  json_builder_add_int_value (b, tr->world);
   json_builder_set_member_name (b, "stores");
   json_builder_begin_array (b);
   for (guint i = 0; i < tr->stores->len; i++) {
@@ -200,6 +204,16 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
                  tr->total_steps);
     return FALSE;
   }
+  /* States from before data-parallel runs have no world_size: one rank. */
+  gint64 world = json_object_get_int_member_with_default (o, "world_size", 1);
+  if (world != tr->world) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
+                 "%s: the state was written by a run on %" G_GINT64_FORMAT " rank(s), this run has %d: the batch "
+                 "shards (and so the run) depend on the number of ranks; resume with %s%" G_GINT64_FORMAT
+                 " or start a new [run] output", path, world, tr->world, world > 1 ? "mpirun -np " : "one process, not ",
+                 world > 1 ? world : tr->world);
+    return FALSE;
+  }
   JsonNode *sn = json_object_get_member (o, "stores");
   if (!sn || !JSON_NODE_HOLDS_ARRAY (sn) || json_array_get_length (json_node_get_array (sn)) != tr->stores->len) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
@@ -259,5 +273,69 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
   tr->best_step = best_step;
   tr->bad_total = bad_total;
   tr->bad_in_row = bad_in_row;
+  return TRUE;
+}
+
+/* ---- several ranks ------------------------------------------------------------------ */
+
+gboolean
+stsim_trainer_sync_flag (StsimTrainer *tr, gboolean root_ok, const char *what, GError **error)
+{
+  if (tr->world == 1)
+    return root_ok;
+  gint32 flag = root_ok ? 1 : 0;
+  GError *local = NULL;
+  if (!stsim_dist_bcast (&flag, sizeof flag, 0, &local)) {
+    if (error && !*error)
+      g_propagate_error (error, local);
+    else
+      g_error_free (local);
+    return FALSE;
+  }
+  if (!flag && tr->rank != 0)
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "%srank 0 failed while %s (its message says why)",
+                 stsim_dist_prefix (), what);
+  return flag != 0;
+}
+
+gboolean
+stsim_trainer_sync_state (StsimTrainer *tr, gboolean root_ok, GError **error)
+{
+  if (!stsim_trainer_sync_flag (tr, root_ok, "loading or preparing the training state", error))
+    return FALSE;
+  if (tr->world == 1)
+    return TRUE;
+  for (guint i = 0; i < tr->stores->len; i++) {
+    StsimParamStore *s = g_ptr_array_index (tr->stores, i);
+    StsimAdamW *opt = g_ptr_array_index (tr->opts, i);
+    gint64 n = 0, nm = 0, nv = 0;
+    float *data = stsim_param_store_get_data (s, &n);
+    float *m = stsim_adamw_get_m (opt, &nm);
+    float *v = stsim_adamw_get_v (opt, &nv);
+    guint64 t = stsim_adamw_get_t (opt);
+    if (!stsim_dist_bcast (data, n * sizeof (float), 0, error) || !stsim_dist_bcast (m, nm * sizeof (float), 0, error) ||
+        !stsim_dist_bcast (v, nv * sizeof (float), 0, error) || !stsim_dist_bcast (&t, sizeof t, 0, error))
+      return FALSE;
+    stsim_adamw_set_t (opt, t);
+  }
+  if (tr->head == HEAD_BN) {
+    gsize n1 = 2 * tr->H * sizeof (float), n2 = tr->H * sizeof (float);
+    if (!stsim_dist_bcast (tr->bn_rm1, n1, 0, error) || !stsim_dist_bcast (tr->bn_rv1, n1, 0, error) ||
+        !stsim_dist_bcast (tr->bn_rm2, n2, 0, error) || !stsim_dist_bcast (tr->bn_rv2, n2, 0, error))
+      return FALSE;
+  }
+  /* Position and selection; plain integers and one double. */
+  guint64 pos[7] = { tr->step, tr->epoch, tr->index, tr->has_best, tr->best_step, tr->bad_total, tr->bad_in_row };
+  double best = tr->best;
+  if (!stsim_dist_bcast (pos, sizeof pos, 0, error) || !stsim_dist_bcast (&best, sizeof best, 0, error))
+    return FALSE;
+  tr->step = pos[0];
+  tr->epoch = pos[1];
+  tr->index = pos[2];
+  tr->has_best = pos[3] != 0;
+  tr->best_step = pos[4];
+  tr->bad_total = pos[5];
+  tr->bad_in_row = pos[6];
+  tr->best = best;
   return TRUE;
 }

@@ -2,6 +2,7 @@
  * lazily computed student forward, pooling and head, per-step RNG streams,
  * scratch data and extra metrics. */
 #include "train/trainer-private.h"
+#include "train/dist.h"
 
 #include <math.h>
 #include <string.h>
@@ -37,6 +38,7 @@ stsim_train_step_clear (StsimTrainStep *step)
   g_clear_pointer (&step->logs, g_hash_table_unref);
   g_clear_pointer (&step->row_texts, g_free);
   stsim_token_batch_clear (&step->batch);
+  stsim_token_batch_clear (&step->local_batch);
 }
 
 StsimTape *
@@ -116,17 +118,94 @@ stsim_train_step_get_seed (StsimTrainStep *step)
   return step->tr->seed;
 }
 
+/* Several ranks: the student runs on this rank's rows (local_batch). */
+static gboolean
+step_is_sharded (StsimTrainStep *step)
+{
+  return step->tr->world > 1;
+}
+
 const StsimModelOutput *
 stsim_train_step_get_output (StsimTrainStep *step, GError **error)
 {
   g_return_val_if_fail (step != NULL, NULL);
   if (!step->have_output) {
     StsimForwardOptions fo = { .packed = step->tr->packed };
-    if (!stsim_model_forward (step->tr->model, step->tr->tape, &step->batch, &fo, &step->output, error))
+    if (!stsim_model_forward (step->tr->model, step->tr->tape, stsim_train_step_get_local_batch (step), &fo,
+                              &step->output, error))
       return NULL;
     step->have_output = TRUE;
   }
   return &step->output;
+}
+
+static StsimTensor *
+pooled_local (StsimTrainStep *step, GError **error)
+{
+  if (!step->pooled_local) {
+    const StsimModelOutput *out = stsim_train_step_get_output (step, error);
+    if (!out)
+      return NULL;
+    step->pooled_local = stsim_model_pool (step->tr->model, step->tr->tape, out, step->tr->pooler);
+    if (!step->pooled_local) {
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "train: pooling (%s) failed",
+                   stsim_pooler_name (step->tr->pooler));
+      return NULL;
+    }
+  }
+  return step->pooled_local;
+}
+
+/* The global [V*B, H] rows from every rank's local [V*n_r, H] rows: one
+ * all-gather, then a concatenation in global row order in which this rank's
+ * rows are views of @local (they carry its gradient) and the others are
+ * constants (SimCSE's all_gather across GPUs does the same). */
+static StsimTensor *
+gather_global (StsimTrainStep *step, StsimTensor *local, GError **error)
+{
+  StsimTrainer *tr = step->tr;
+  StsimTape *tape = tr->tape;
+  const gsize W = (gsize) MAX (tr->world, 1);
+  const int me = tr->rank;
+  const gint64 H = stsim_tensor_cols (local);
+  const guint V = step->V;
+  g_autofree gsize *counts = g_new (gsize, W);
+  g_autofree gsize *first = g_new (gsize, W);
+  g_autofree gsize *n = g_new (gsize, W);
+  gsize total = 0;
+  for (gsize r = 0; r < W; r++) {
+    stsim_dist_shard (step->B, (int) r, (int) W, &first[r], &n[r]);
+    counts[r] = V * n[r] * (gsize) H;
+    total += counts[r];
+  }
+  float *all = stsim_arena_alloc (stsim_tape_get_arena (tape), MAX (total, 1) * sizeof (float));
+  if (!stsim_dist_gather_f32 (local->data, all, counts, error)) {
+    g_prefix_error (error, "train step %" G_GUINT64_FORMAT ": gathering the sentence vectors: ", step->index);
+    return NULL;
+  }
+  g_autofree StsimTensor **pieces = g_new0 (StsimTensor *, V * W);
+  gsize k = 0, off = 0;
+  g_autofree gsize *disp = g_new (gsize, W);
+  for (gsize r = 0; r < W; r++) {
+    disp[r] = off;
+    off += counts[r];
+  }
+  for (guint v = 0; v < V; v++)
+    for (gsize r = 0; r < W; r++) {
+      if (n[r] == 0)
+        continue;
+      if ((int) r == me)
+        pieces[k++] = stsim_slice_rows (tape, local, (gint64) (v * n[r]), (gint64) n[r]);
+      else {
+        gint64 shape[2] = { (gint64) n[r], H };
+        pieces[k++] = stsim_tensor_wrap (tape, 2, shape, all + disp[r] + (gsize) v * n[r] * H);
+      }
+    }
+  StsimTensor *g = stsim_concat_rows (tape, pieces, k);
+  if (!g)
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "train step %" G_GUINT64_FORMAT
+                 ": assembling the gathered rows failed", step->index);
+  return g;
 }
 
 StsimTensor *
@@ -134,15 +213,10 @@ stsim_train_step_get_pooled (StsimTrainStep *step, GError **error)
 {
   g_return_val_if_fail (step != NULL, NULL);
   if (!step->pooled) {
-    const StsimModelOutput *out = stsim_train_step_get_output (step, error);
-    if (!out)
+    StsimTensor *h = pooled_local (step, error);
+    if (!h)
       return NULL;
-    step->pooled = stsim_model_pool (step->tr->model, step->tr->tape, out, step->tr->pooler);
-    if (!step->pooled) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "train: pooling (%s) failed",
-                   stsim_pooler_name (step->tr->pooler));
-      return NULL;
-    }
+    step->pooled = step_is_sharded (step) ? gather_global (step, h, error) : h;
   }
   return step->pooled;
 }
@@ -152,10 +226,17 @@ stsim_train_step_get_projected (StsimTrainStep *step, GError **error)
 {
   g_return_val_if_fail (step != NULL, NULL);
   if (!step->projected) {
-    StsimTensor *h = stsim_train_step_get_pooled (step, error);
-    if (!h)
-      return NULL;
-    step->projected = stsim_trainer_head_forward (step->tr, h, error);
+    if (!step->projected_local) {
+      StsimTensor *h = pooled_local (step, error);
+      if (!h)
+        return NULL;
+      /* The head runs on local rows; its batch norm sums over the ranks. */
+      step->projected_local = stsim_trainer_head_forward (step->tr, h, error);
+      if (!step->projected_local)
+        return NULL;
+    }
+    step->projected = step_is_sharded (step) ? gather_global (step, step->projected_local, error)
+                                             : step->projected_local;
   }
   return step->projected;
 }
@@ -168,6 +249,68 @@ stsim_train_step_get_view (StsimTrainStep *step, guint view, GError **error)
   if (!z)
     return NULL;
   return stsim_slice_rows (step->tr->tape, z, (gint64) view * step->B, step->B);
+}
+
+guint
+stsim_train_step_get_n_ranks (StsimTrainStep *step)
+{
+  g_return_val_if_fail (step != NULL, 1);
+  return (guint) step->tr->world;
+}
+
+guint
+stsim_train_step_get_rank (StsimTrainStep *step)
+{
+  g_return_val_if_fail (step != NULL, 0);
+  return (guint) step->tr->rank;
+}
+
+void
+stsim_train_step_get_shard (StsimTrainStep *step, gsize *first, gsize *n)
+{
+  g_return_if_fail (step != NULL);
+  gboolean sharded = step_is_sharded (step);
+  if (first)
+    *first = sharded ? step->first : 0;
+  if (n)
+    *n = sharded ? step->n_local : step->B;
+}
+
+const StsimTokenBatch *
+stsim_train_step_get_local_batch (StsimTrainStep *step)
+{
+  g_return_val_if_fail (step != NULL, NULL);
+  return step_is_sharded (step) ? &step->local_batch : &step->batch;
+}
+
+gsize
+stsim_train_step_local_row (StsimTrainStep *step, gsize i)
+{
+  g_return_val_if_fail (step != NULL, 0);
+  gsize first, n;
+  stsim_train_step_get_shard (step, &first, &n);
+  g_return_val_if_fail (n > 0 && i < n * step->V, 0);
+  return (i / n) * step->B + first + i % n;
+}
+
+gboolean
+stsim_train_step_sum_over_ranks (StsimTrainStep *step, double *values, gsize n, GError **error)
+{
+  g_return_val_if_fail (step != NULL && (values != NULL || n == 0), FALSE);
+  if (!step_is_sharded (step))
+    return TRUE;
+  if (!stsim_dist_sum_f64 (values, n, error)) {
+    g_prefix_error (error, "train step %" G_GUINT64_FORMAT ": [%s]: ", step->index, step->label ? step->label : "");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void
+stsim_train_step_set_loss_local (StsimTrainStep *step)
+{
+  g_return_if_fail (step != NULL);
+  step->loss_local = TRUE;
 }
 
 void
@@ -227,6 +370,7 @@ stsim_train_step_new_detached (StsimTape *tape, gsize n_sentences, guint n_views
   tr->pooler = STSIM_POOL_CLS_BEFORE_POOLER;
   tr->packed = TRUE;
   tr->total_steps = index + 1;
+  tr->world = 1;
   StsimTrainStep *step = g_new (StsimTrainStep, 1);
   stsim_train_step_init (step, tr, index);
   step->B = n_sentences;

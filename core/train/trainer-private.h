@@ -68,6 +68,9 @@ struct _StsimTrainer {
 
   /* outputs */
   char               *out_dir, *state_dir, *best_dir, *metrics_path;
+
+  /* data-parallel world (dist.h): 1 rank unless run under MPI */
+  int                 rank, world;
 };
 
 struct _StsimTrainStep {
@@ -79,7 +82,14 @@ struct _StsimTrainStep {
   StsimTokenBatch   batch;
   gboolean          have_output;
   StsimModelOutput  output;
-  StsimTensor      *pooled, *projected;
+  StsimTensor      *pooled, *projected;   /* global rows [V*B, H] */
+  /* Data-parallel shard: sentences [first, first + n_local) of the B; the
+   * student runs on local_batch (V*n_local rows). With one rank the local
+   * tensors are the global ones and local_batch is unused. */
+  gsize             first, n_local;
+  StsimTokenBatch   local_batch;
+  StsimTensor      *pooled_local, *projected_local;
+  gboolean          loss_local;     /* the running objective's loss covers local rows only */
   GHashTable       *data;
   GHashTable       *logs;         /* name -> double* */
   const char       *label;
@@ -95,5 +105,12 @@ StsimTensor *stsim_trainer_head_forward (StsimTrainer *tr, StsimTensor *h, GErro
 gboolean stsim_trainer_save_state (StsimTrainer *tr, GError **error);
 /* FALSE with NOT_FOUND when there is no state to resume from. */
 gboolean stsim_trainer_load_state (StsimTrainer *tr, GError **error);
+/* Several ranks (collectives): rank 0 tells the others whether @what
+ * succeeded there (@root_ok); FALSE on every rank when it did not (the other
+ * ranks get an error saying so; rank 0 keeps its own). */
+gboolean stsim_trainer_sync_flag (StsimTrainer *tr, gboolean root_ok, const char *what, GError **error);
+/* Several ranks: after sync_flag, rank 0's parameters, optimizer state, BN
+ * running statistics and position to every rank. */
+gboolean stsim_trainer_sync_state (StsimTrainer *tr, gboolean root_ok, GError **error);
 
 G_END_DECLS

@@ -10,6 +10,7 @@
  * writes best/ atomically. Every save_every steps (and at the end) the
  * resume state is written. At the end best/ is reloaded and tested. */
 #include "train/trainer-private.h"
+#include "train/dist.h"
 #include "stsim/stsim-eval.h"
 
 #include <errno.h>
@@ -221,11 +222,14 @@ stsim_trainer_head_forward (StsimTrainer *tr, StsimTensor *h, GError **error)
     z = stsim_linear_act (tr->tape, h, tr->mlp_w, tr->mlp_b, STSIM_ACT_TANH);
     break;
   case HEAD_BN: {
+    /* Statistics over the global batch: with several ranks each runs the
+     * head on its own rows and the batch norms sum over the ranks (dist.c);
+     * with one rank this is stsim_batch_norm. */
     StsimTensor *a = stsim_linear (tr->tape, h, tr->bn_w1, NULL);
-    a = stsim_batch_norm (tr->tape, a, tr->bn_g1, tr->bn_b1, tr->bn_rm1, tr->bn_rv1, 0.1f, 1e-5f);
+    a = stsim_dist_batch_norm (tr->tape, a, tr->bn_g1, tr->bn_b1, tr->bn_rm1, tr->bn_rv1, 0.1f, 1e-5f);
     a = stsim_relu (tr->tape, a);
     a = stsim_linear (tr->tape, a, tr->bn_w2, NULL);
-    z = stsim_batch_norm (tr->tape, a, NULL, NULL, tr->bn_rm2, tr->bn_rv2, 0.1f, 1e-5f);
+    z = stsim_dist_batch_norm (tr->tape, a, NULL, NULL, tr->bn_rm2, tr->bn_rv2, 0.1f, 1e-5f);
     break;
   }
   case HEAD_NONE:
@@ -351,6 +355,13 @@ setup (StsimTrainer *tr, GError **error)
 
   /* optimisation */
   tr->batch_size = stsim_params_get_int (p, "batch_size");
+  if (tr->world > 1 && (tr->batch_size < (gsize) tr->world || stsim_corpus_get_n (tr->corpus) < (gsize) tr->world)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
+                 "[train] batch_size = %" G_GSIZE_FORMAT " (corpus: %" G_GSIZE_FORMAT " examples) cannot be split "
+                 "over %d ranks: every rank needs at least one sentence of each batch; raise batch_size or run "
+                 "fewer ranks", tr->batch_size, stsim_corpus_get_n (tr->corpus), tr->world);
+    return FALSE;
+  }
   tr->max_len = stsim_params_get_int (p, "max_len");
   int max_pos = stsim_model_get_config (tr->model)->max_position_embeddings;
   if (max_pos > 0 && tr->max_len > max_pos) {
@@ -424,7 +435,8 @@ setup (StsimTrainer *tr, GError **error)
   tr->state_dir = g_build_filename (tr->out_dir, "state", NULL);
   tr->best_dir = g_build_filename (tr->out_dir, "best", NULL);
   tr->metrics_path = g_build_filename (tr->out_dir, "metrics.jsonl", NULL);
-  if (g_mkdir_with_parents (tr->out_dir, 0755) != 0) {
+  /* Only rank 0 writes (docs/distributed.md). */
+  if (tr->rank == 0 && g_mkdir_with_parents (tr->out_dir, 0755) != 0) {
     int e = errno;
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "cannot create the run folder %s: %s", tr->out_dir,
                  g_strerror (e));
@@ -458,7 +470,10 @@ static gboolean
 build_step (StsimTrainer *tr, StsimTrainStep *step, GError **error)
 {
   gsize n = stsim_corpus_get_n (tr->corpus);
-  if (tr->index >= n) {
+  /* With W ranks an epoch's last partial batch needs at least W sentences
+   * (one per rank); a smaller remainder is skipped, the same way on every
+   * rank and on resume. */
+  if (tr->index >= n || (tr->world > 1 && n - tr->index < (gsize) tr->world)) {
     tr->epoch++;
     tr->index = 0;
   }
@@ -484,6 +499,25 @@ build_step (StsimTrainer *tr, StsimTrainStep *step, GError **error)
                  local->message);
     g_error_free (local);
     return FALSE;
+  }
+  if (tr->world > 1) {
+    /* This rank's rows, view-major, cut to their own longest row. */
+    stsim_dist_shard (B, tr->rank, tr->world, &step->first, &step->n_local);
+    StsimTokenBatch *lb = &step->local_batch;
+    const StsimTokenBatch *gb = &step->batch;
+    lb->n = V * step->n_local;
+    lb->width = 1;
+    for (gsize i = 0; i < lb->n; i++)
+      lb->width = MAX (lb->width, (gsize) gb->lengths[stsim_train_step_local_row (step, i)]);
+    lb->ids = g_new (gint32, lb->n * lb->width);
+    lb->mask = g_new (gint32, lb->n * lb->width);
+    lb->lengths = g_new (gint32, lb->n);
+    for (gsize i = 0; i < lb->n; i++) {
+      gsize g = stsim_train_step_local_row (step, i);
+      memcpy (lb->ids + i * lb->width, gb->ids + g * gb->width, lb->width * sizeof (gint32));
+      memcpy (lb->mask + i * lb->width, gb->mask + g * gb->width, lb->width * sizeof (gint32));
+      lb->lengths[i] = gb->lengths[g];
+    }
   }
   tr->index += B;
   return TRUE;
@@ -733,6 +767,7 @@ train_step (StsimTrainer *tr, Interval *iv, gboolean *good, GError **error)
   stsim_train_step_init (&step, tr, tr->step);
   gboolean ok = FALSE;
   g_autofree double *values = g_new0 (double, tr->objectives->len);
+  g_autofree gboolean *local_loss = g_new0 (gboolean, tr->objectives->len);
   *good = FALSE;
 
   stsim_tape_reset (tr->tape);
@@ -748,6 +783,7 @@ train_step (StsimTrainer *tr, Interval *iv, gboolean *good, GError **error)
     TrainObjective *o = &g_array_index (tr->objectives, TrainObjective, i);
     StsimTensor *loss = NULL;
     step.label = o->label;
+    step.loss_local = FALSE;
     if (!o->vt->loss (stsim_component_get_state (o->component), &step, &loss, error)) {
       g_prefix_error (error, "step %" G_GUINT64_FORMAT ": [%s]: ", tr->step, o->label);
       goto out;
@@ -757,6 +793,16 @@ train_step (StsimTrainer *tr, Interval *iv, gboolean *good, GError **error)
                    tr->step, o->label, loss ? "a loss that is not a scalar" : "no loss");
       goto out;
     }
+    if (tr->world > 1 && o->store && !step.loss_local) {
+      /* Computed on the global views by every rank, its own parameters
+       * would get W times their gradient from the sum over ranks. */
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_PLUGIN,
+                   "step %" G_GUINT64_FORMAT ": [%s] trains its own parameters but does not support data-parallel "
+                   "runs (its loss must cover this rank's rows and say so with stsim_train_step_set_loss_local, "
+                   "docs/distributed.md); run it in one process", tr->step, o->label);
+      goto out;
+    }
+    local_loss[i] = step.loss_local;
     values[i] = loss->data[0];
     total_value += o->weight * values[i];
     total = total ? stsim_axpby (tr->tape, 1.0f, total, (float) o->weight, loss)
@@ -768,18 +814,60 @@ train_step (StsimTrainer *tr, Interval *iv, gboolean *good, GError **error)
     if (g_hash_table_contains (tr->nan_steps, &k))
       total_value = NAN;
   }
+  if (tr->world > 1) {
+    /* Logged values and the skip decision are global: a local loss adds up
+     * over the ranks, a global one is the same everywhere (each rank adds
+     * its 1/W). A NaN on any rank makes every rank skip. */
+    g_autofree double *buf = g_new (double, tr->objectives->len + 1);
+    for (guint i = 0; i < tr->objectives->len; i++)
+      buf[i] = local_loss[i] ? values[i] : values[i] / tr->world;
+    buf[tr->objectives->len] = isfinite (total_value) ? 0.0 : 1.0;
+    if (!stsim_dist_sum_f64 (buf, tr->objectives->len + 1, error))
+      goto out;
+    total_value = buf[tr->objectives->len] > 0 ? NAN : 0.0;
+    for (guint i = 0; i < tr->objectives->len; i++) {
+      values[i] = buf[i];
+      total_value += g_array_index (tr->objectives, TrainObjective, i).weight * values[i];
+    }
+    /* Every rank must run the backward of the head's cross-rank batch
+     * norm (it is a collective): keep this rank's head output on the path
+     * to the loss even if no objective used its rows. */
+    if (total && step.projected_local && tr->head == HEAD_BN)
+      total = stsim_axpby (tr->tape, 1.0f, total, 0.0f, stsim_sum (tr->tape, step.projected_local));
+  }
 
   double norm = NAN;
   gboolean finite = isfinite (total_value);
   if (finite && stsim_tensor_requires_grad (total)) {
     GError *local = NULL;
     StsimParamStore *const *stores = (StsimParamStore *const *) tr->stores->pdata;
-    if (!stsim_tape_backward (tr->tape, total, NULL, &local)) {
-      if (local->domain != STSIM_ERROR || local->code != STSIM_ERROR_NUMERIC) {
-        g_propagate_prefixed_error (error, local, "step %" G_GUINT64_FORMAT ": backward: ", tr->step);
+    gboolean backward_ok = stsim_tape_backward (tr->tape, total, NULL, &local);
+    if (!backward_ok && (local->domain != STSIM_ERROR || local->code != STSIM_ERROR_NUMERIC)) {
+      g_propagate_prefixed_error (error, local, "step %" G_GUINT64_FORMAT ": backward: ", tr->step);
+      goto out;
+    }
+    g_clear_error (&local);
+    if (stsim_dist_take_error (error)) {
+      g_prefix_error (error, "step %" G_GUINT64_FORMAT ": backward: ", tr->step);
+      goto out;
+    }
+    if (tr->world > 1) {
+      /* Each rank holds the gradient of its own rows: the sum over ranks is
+       * the single-process gradient. One all-reduce per store block. */
+      double bad = backward_ok ? 0.0 : 1.0;
+      if (!stsim_dist_sum_f64 (&bad, 1, error))
         goto out;
+      backward_ok = bad == 0.0;
+      for (guint i = 0; backward_ok && i < tr->stores->len; i++) {
+        gint64 ng = 0;
+        float *g = stsim_param_store_get_grad (stores[i], &ng);
+        if (!stsim_dist_sum_f32 (g, (gsize) ng, error)) {
+          g_prefix_error (error, "step %" G_GUINT64_FORMAT ": gradient all-reduce: ", tr->step);
+          goto out;
+        }
       }
-      g_error_free (local);
+    }
+    if (!backward_ok) {
       finite = FALSE;
     } else if (tr->max_grad_norm > 0) {
       if (!stsim_clip_grad_norm (stores, tr->stores->len, tr->max_grad_norm, &norm, &local)) {
@@ -815,7 +903,7 @@ train_step (StsimTrainer *tr, Interval *iv, gboolean *good, GError **error)
     tr->bad_in_row++;
     tr->bad_total++;
     iv->n_bad++;
-    if (!tr->options.quiet)
+    if (!tr->options.quiet && tr->rank == 0)
       g_printerr ("%sstep %" G_GUINT64_FORMAT ": non-finite loss or gradient (loss %g): step skipped "
                   "(%" G_GUINT64_FORMAT " in a row)\n",
                   isatty (2) ? "\r\033[K" : "", tr->step, total_value, tr->bad_in_row);
@@ -886,7 +974,7 @@ log_interval (StsimTrainer *tr, Interval *iv, gint64 t0, double train_seconds, G
 /* Teachers that precompute (encoder-teacher caches its embeddings of the
  * corpus) see every training sentence (view 0) once, before the first step. */
 static gboolean
-prepare_teachers (StsimTrainer *tr, GError **error)
+prepare_teachers_here (StsimTrainer *tr, GError **error)
 {
   guint n = 0;
   StsimComponent *const *all = stsim_context_get_components (tr->ctx, &n);
@@ -912,6 +1000,22 @@ prepare_teachers (StsimTrainer *tr, GError **error)
   return TRUE;
 }
 
+/* Several ranks: rank 0 prepares first (a teacher may build a cache file
+ * that the others then load instead of computing it again). */
+static gboolean
+prepare_teachers (StsimTrainer *tr, GError **error)
+{
+  if (tr->world == 1)
+    return prepare_teachers_here (tr, error);
+  gboolean ok = tr->rank != 0 || prepare_teachers_here (tr, error);
+  GError *local = NULL;
+  if (!stsim_trainer_sync_flag (tr, ok, "preparing the teachers", ok ? error : &local)) {
+    g_clear_error (&local);
+    return FALSE;
+  }
+  return tr->rank == 0 || prepare_teachers_here (tr, error);
+}
+
 gboolean
 stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx, const StsimTrainOptions *options, GError **error)
 {
@@ -923,6 +1027,10 @@ stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx, const StsimTrai
   tr->options = options ? *options : defaults;
   tr->p = stsim_recipe_get_core (recipe, "train");
   tr->seed = stsim_recipe_get_seed (recipe);
+  tr->rank = stsim_dist_rank ();
+  tr->world = stsim_dist_size ();
+  if (tr->rank != 0)
+    tr->options.quiet = TRUE;  /* rank 0 speaks for the job */
   if (!tr->p) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "the [train] section is not registered");
     return FALSE;
@@ -931,30 +1039,44 @@ stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx, const StsimTrai
     stsim_set_threads (stsim_recipe_get_threads (recipe));
   if (!setup (tr, error) || !prepare_teachers (tr, error))
     return FALSE;
-  if (!stsim_recipe_write_resolved (recipe, tr->out_dir, error))
+  if (tr->rank == 0 && !stsim_recipe_write_resolved (recipe, tr->out_dir, error))
     return FALSE;
 
   g_autofree char *state_path = g_build_filename (tr->state_dir, "state.safetensors", NULL);
-  if (tr->options.resume && g_file_test (state_path, G_FILE_TEST_EXISTS)) {
-    if (!stsim_trainer_load_state (tr, error))
-      return FALSE;
-    if (!truncate_metrics (tr, error))
-      return FALSE;
-    if (!tr->options.quiet)
+  /* Rank 0 decides and reads; the others receive its state (sync below). */
+  gboolean resuming = tr->rank == 0 && tr->options.resume && g_file_test (state_path, G_FILE_TEST_EXISTS);
+  gboolean root_ok = TRUE;
+  if (resuming) {
+    root_ok = stsim_trainer_load_state (tr, error) && truncate_metrics (tr, error);
+    if (root_ok && !tr->options.quiet)
       g_printerr ("resuming %s at step %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT "\n", tr->out_dir, tr->step,
                   tr->total_steps);
-  } else {
+  } else if (tr->rank == 0) {
     if (tr->options.resume && !tr->options.quiet)
       g_printerr ("--resume: no state in %s, starting from step 0\n", tr->state_dir);
     /* A fresh run starts a fresh log and forgets an older best. */
     g_unlink (tr->metrics_path);
   }
+  if (tr->world > 1) {
+    /* Every rank starts from rank 0's parameters, optimizer state and
+     * position (resumed or fresh), so that they are identical. */
+    GError *local = NULL;
+    gboolean synced = stsim_trainer_sync_state (tr, root_ok, root_ok ? error : &local);
+    g_clear_error (&local);
+    if (!synced)
+      return FALSE;
+  } else if (!root_ok)
+    return FALSE;
 
   if (!tr->options.quiet)
     g_printerr ("training %s: %" G_GSIZE_FORMAT " examples, batch %" G_GSIZE_FORMAT ", %" G_GUINT64_FORMAT
                 " steps, %u objective(s), head %s, output %s\n",
                 stsim_component_get_label (tr->encoder), stsim_corpus_get_n (tr->corpus), tr->batch_size,
                 tr->total_steps, tr->objectives->len, stsim_params_get_string (tr->p, "head"), tr->out_dir);
+  if (!tr->options.quiet && tr->world > 1)
+    g_printerr ("data-parallel: %d ranks, %" G_GSIZE_FORMAT " to %" G_GSIZE_FORMAT " sentences of each batch per "
+                "rank; rank 0 evaluates, logs and saves\n", tr->world, tr->batch_size / tr->world,
+                (tr->batch_size + tr->world - 1) / tr->world);
 
   const guint64 eval_every = stsim_params_get_int (tr->p, "eval_every");
   const guint64 save_every = stsim_params_get_int (tr->p, "save_every");
@@ -979,7 +1101,7 @@ stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx, const StsimTrai
       /* The skipped steps changed no parameter: what is in memory is the
        * last good state; keep it on disk for inspection or a resume. */
       GError *save_err = NULL;
-      gboolean saved = stsim_trainer_save_state (tr, &save_err);
+      gboolean saved = tr->rank != 0 || stsim_trainer_save_state (tr, &save_err);
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_NUMERIC,
                    "training stopped at step %" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT
                    " steps in a row had a NaN or infinite loss or gradient ([train] max_bad_steps = %" G_GUINT64_FORMAT
@@ -992,7 +1114,7 @@ stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx, const StsimTrai
       goto out;
     }
     if (tr->step % log_every == 0 || tr->step == tr->total_steps) {
-      if (!log_interval (tr, &iv, t0, train_seconds, error))
+      if (tr->rank == 0 && !log_interval (tr, &iv, t0, train_seconds, error))
         goto out;
       interval_reset (&iv);
     }
@@ -1003,17 +1125,21 @@ stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx, const StsimTrai
       ok = TRUE;
       goto out;
     }
-    if (tr->evaluator && eval_every > 0 && tr->step % eval_every == 0) {
+    if (tr->rank == 0 && tr->evaluator && eval_every > 0 && tr->step % eval_every == 0) {
       if (!evaluate_dev (tr, t0, error))
         goto out;
       iv.t_start = g_get_monotonic_time ();  /* sentences/s excludes evaluation */
     }
-    if (save_every > 0 && tr->step % save_every == 0 && tr->step < tr->total_steps &&
+    if (tr->rank == 0 && save_every > 0 && tr->step % save_every == 0 && tr->step < tr->total_steps &&
         !stsim_trainer_save_state (tr, error))
       goto out;
   }
   if (!tr->options.quiet && isatty (2))
     g_printerr ("\n");
+  if (tr->rank != 0) {
+    ok = TRUE;  /* rank 0 saves, tests and reports */
+    goto out;
+  }
   if (!stsim_trainer_save_state (tr, error))
     goto out;
   if (!tr->options.quiet)

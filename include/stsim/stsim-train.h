@@ -130,6 +130,46 @@ void                    stsim_train_step_log           (StsimTrainStep *step, co
 /* The label of the objective whose loss() is running ("objective.mlm"). */
 const char             *stsim_train_step_get_objective_label (StsimTrainStep *step);
 
+/* ---- data-parallel steps (docs/distributed.md) --------------------------- *
+ * Under MPI (mpirun -np W stsim-run RECIPE) every rank holds the whole model
+ * and the whole GLOBAL batch of B sentences; rank r runs the student on its
+ * shard only: sentences [first, first + n) of every view, i.e. rows
+ * v·B + first + i. What the accessors above return in that case:
+ *   - n_sentences, texts, row texts and get_batch: the GLOBAL batch (the same
+ *     on every rank, so teachers and masking draw exactly as one process);
+ *   - get_pooled, get_projected, get_view: the GLOBAL [V·B, H] rows, all
+ *     gathered; this rank's rows carry gradients, the others are constants
+ *     (the head's batch norm takes its statistics over every rank's rows);
+ *   - get_output: the student forward over THIS RANK's rows only
+ *     (get_local_batch, in that order).
+ * A loss built on the global views is the same number on every rank and
+ * gives each rank the exact gradient of its own rows; the trainer sums the
+ * parameter gradients over the ranks, so the update equals one process's.
+ * An objective that runs its own forward (mlm, diff-predict) must instead
+ * run it on this rank's rows only and normalise with GLOBAL counts
+ * (stsim_train_step_sum_over_ranks), so that the ranks' losses add up to the
+ * single-process loss, and say so with stsim_train_step_set_loss_local. With
+ * one process everything below is the identity (shard = whole batch). */
+guint                   stsim_train_step_get_n_ranks   (StsimTrainStep *step);
+guint                   stsim_train_step_get_rank      (StsimTrainStep *step);
+/* This rank's sentences [*first, *first + *n) of the B. */
+void                    stsim_train_step_get_shard     (StsimTrainStep *step, gsize *first, gsize *n);
+/* The V·n rows of this rank (view-major: view v's n rows, then view v+1's),
+ * as a token batch; get_output runs on exactly these rows. */
+const StsimTokenBatch  *stsim_train_step_get_local_batch (StsimTrainStep *step);
+/* Global row index (into get_batch / get_projected) of local row @i. */
+gsize                   stsim_train_step_local_row     (StsimTrainStep *step, gsize i);
+/* Sums @values [n] over the ranks in place (global counts of masked tokens,
+ * say). A collective: every rank's objective must call it equally often,
+ * in the same order. */
+gboolean                stsim_train_step_sum_over_ranks (StsimTrainStep *step, double *values, gsize n,
+                                                         GError **error);
+/* Declares that the loss the running objective returns covers only this
+ * rank's rows (normalised so that the ranks' losses add up to the global
+ * loss): the trainer then logs the sum over ranks. Without it a loss is
+ * taken to be computed on the global views, the same on every rank. */
+void                    stsim_train_step_set_loss_local (StsimTrainStep *step);
+
 /* ---- a step without a trainer (testing objectives) ---------------------- *
  * Like GStreamer's GstHarness: an objective's loss() can be driven with
  * chosen inputs. A detached step has B sentences, V views, no head (z = h)

@@ -74,6 +74,102 @@ masked_free (gpointer p)
   g_free (m);
 }
 
+/* Data-parallel (docs/distributed.md): every rank masked the whole global
+ * batch with the same generator (so the selection is the single-process
+ * one); this rank predicts the positions of its own rows and divides by the
+ * GLOBAL number of selected positions, so the ranks' losses add up to the
+ * single-process mean. */
+static void
+masked_batch_free (StsimTokenBatch *b)
+{
+  g_free (b->ids);
+  g_free (b->mask);
+  g_free (b->lengths);
+  g_free (b);
+}
+
+static gboolean
+mlm_loss_sharded (Masked *mk, StsimTrainStep *step, StsimModel *model, gsize n_sel_global, StsimTensor **loss,
+                  GError **error)
+{
+  StsimTape *tape = stsim_train_step_get_tape (step);
+  const gsize rows = mk->batch.n, width = mk->batch.width;
+  gsize first = 0, n_local = 0;
+  stsim_train_step_get_shard (step, &first, &n_local);
+  /* This rank's rows among the masked ones (all views, or view 0 only). */
+  const gsize n_all = n_local * stsim_train_step_get_n_views (step);
+  g_autofree gsize *mine = g_new (gsize, MAX (n_all, 1));
+  gsize n_mine = 0;
+  for (gsize i = 0; i < n_all; i++) {
+    gsize g = stsim_train_step_local_row (step, i);
+    if (g < rows)
+      mine[n_mine++] = g;
+  }
+  StsimTokenBatch *lb = g_new0 (StsimTokenBatch, 1);
+  lb->n = n_mine;
+  lb->width = width;
+  lb->ids = g_new (gint32, n_mine * width);
+  lb->mask = g_new (gint32, n_mine * width);
+  lb->lengths = g_new (gint32, n_mine);
+  g_autofree gint32 *labels = g_new (gint32, n_mine * width);
+  for (gsize i = 0; i < n_mine; i++) {
+    memcpy (lb->ids + i * width, mk->batch.ids + mine[i] * width, width * sizeof (gint32));
+    memcpy (lb->mask + i * width, mk->batch.mask + mine[i] * width, width * sizeof (gint32));
+    memcpy (labels + i * width, mk->labels + mine[i] * width, width * sizeof (gint32));
+    lb->lengths[i] = mk->batch.lengths[mine[i]];
+  }
+  /* Kept until the step ends, like the global masked batch. */
+  g_autofree char *key = g_strdup_printf ("mlm.local.%s", stsim_train_step_get_objective_label (step)
+                                          ? stsim_train_step_get_objective_label (step) : "");
+  stsim_train_step_set_data (step, key, lb, (GDestroyNotify) masked_batch_free);
+
+  StsimForwardOptions fo = { .packed = TRUE };
+  StsimModelOutput out;
+  if (!stsim_model_forward (model, tape, lb, &fo, &out, error))
+    return FALSE;
+  gsize n_sel = 0;
+  for (gsize i = 0; i < n_mine * width; i++)
+    n_sel += labels[i] >= 0;
+  stsim_train_step_set_loss_local (step);
+  stsim_train_step_log (step, "selected", (double) n_sel_global);
+  if (n_sel == 0) {
+    /* Nothing to predict here: a zero that still depends on the model, so
+     * that this rank's backward has the same shape as the others'. */
+    *loss = stsim_scale (tape, stsim_sum (tape, out.hidden[out.n_layers]), 0.0f);
+    return *loss != NULL;
+  }
+  g_autofree gint32 *hrows = g_new (gint32, n_sel);
+  g_autofree gint32 *targets = g_new (gint32, n_sel);
+  gsize k = 0;
+  for (gsize r = 0; r < n_mine; r++)
+    for (gsize c = 0; c < width; c++)
+      if (labels[r * width + c] >= 0) {
+        hrows[k] = out.seqs[r].offset + (gint32) c;
+        targets[k] = labels[r * width + c];
+        k++;
+      }
+  StsimTensor *h = stsim_gather_rows (tape, out.hidden[out.n_layers], hrows, (gint64) n_sel);
+  StsimTensor *logits = stsim_model_mlm_logits (model, tape, h);
+  StsimTensor *ce = stsim_cross_entropy (tape, logits, targets, -100);
+  *loss = stsim_scale (tape, ce, (float) ((double) n_sel / (double) n_sel_global));
+  if (!*loss) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "mlm: building the loss failed");
+    return FALSE;
+  }
+  gint64 V = stsim_tensor_cols (logits), hits = 0;
+  for (gsize i = 0; i < n_sel; i++) {
+    const float *row = logits->data + i * V;
+    gint64 best = 0;
+    for (gint64 j = 1; j < V; j++)
+      if (row[j] > row[best])
+        best = j;
+    hits += best == targets[i];
+  }
+  /* This rank's share of the positions (rank 0's is what gets logged). */
+  stsim_train_step_log (step, "accuracy", (double) hits / n_sel);
+  return TRUE;
+}
+
 static gboolean
 mlm_loss (gpointer state, StsimTrainStep *step, StsimTensor **loss, GError **error)
 {
@@ -126,6 +222,9 @@ mlm_loss (gpointer state, StsimTrainStep *step, StsimTensor **loss, GError **err
       return FALSE;
     }
   }
+
+  if (stsim_train_step_get_n_ranks (step) > 1)
+    return mlm_loss_sharded (mk, step, model, n_sel, loss, error);
 
   StsimForwardOptions fo = { .packed = TRUE };
   StsimModelOutput out;
