@@ -14,7 +14,8 @@ typedef struct {
   const char                 *label;
   double                      weight;
   const StsimObjectiveVTable *vt;
-  StsimParamStore            *store;   /* the objective's own parameters, or NULL */
+  StsimParamStore *const    *stores;   /* the objective's own parameters (params op), or NULL */
+  gsize                       n_stores;
 } TrainObjective;
 
 typedef struct _StsimTrainer StsimTrainer;

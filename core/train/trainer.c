@@ -329,8 +329,11 @@ setup (StsimTrainer *tr, GError **error)
     }
     const StsimComponentDesc *d = stsim_component_get_desc (c);
     TrainObjective o = { .component = c, .label = rc->label, .weight = rc->weight, .vt = d->vtable };
-    if (vtable_has (d, offsetof (StsimObjectiveVTable, params) + sizeof (gpointer)) && o.vt->params)
-      o.store = o.vt->params (stsim_component_get_state (c));
+    if (vtable_has (d, offsetof (StsimObjectiveVTable, params) + sizeof (gpointer)) && o.vt->params) {
+      o.stores = o.vt->params (stsim_component_get_state (c), &o.n_stores);
+      if (!o.stores)
+        o.n_stores = 0;
+    }
     g_array_append_val (tr->objectives, o);
   }
   if (tr->objectives->len == 0) {
@@ -398,14 +401,30 @@ setup (StsimTrainer *tr, GError **error)
     g_ptr_array_add (tr->stores, tr->head_store);
   for (guint i = 0; i < tr->objectives->len; i++) {
     TrainObjective *o = &g_array_index (tr->objectives, TrainObjective, i);
-    if (!o->store)
-      continue;
-    if (!stsim_param_store_is_trainable (o->store)) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_PLUGIN, "[%s]: its params() store '%s' is not trainable",
-                   o->label, stsim_param_store_get_name (o->store));
-      return FALSE;
+    for (gsize k = 0; k < o->n_stores; k++) {
+      StsimParamStore *st = o->stores[k];
+      if (!st) {
+        g_set_error (error, STSIM_ERROR, STSIM_ERROR_PLUGIN,
+                     "[%s]: its params() op returned %" G_GSIZE_FORMAT " stores but store %" G_GSIZE_FORMAT
+                     " is NULL (a plugin bug)", o->label, o->n_stores, k);
+        return FALSE;
+      }
+      if (!stsim_param_store_is_trainable (st)) {
+        g_set_error (error, STSIM_ERROR, STSIM_ERROR_PLUGIN, "[%s]: its params() store '%s' is not trainable",
+                     o->label, stsim_param_store_get_name (st));
+        return FALSE;
+      }
+      /* A store updated twice per step (listed twice, or the student's own
+       * parameters) would take two optimizer steps. */
+      for (guint j = 0; j < tr->stores->len; j++)
+        if (g_ptr_array_index (tr->stores, j) == st) {
+          g_set_error (error, STSIM_ERROR, STSIM_ERROR_PLUGIN,
+                       "[%s]: its params() store '%s' is already trained (the student's, the head's, or listed "
+                       "twice): each store must appear once", o->label, stsim_param_store_get_name (st));
+          return FALSE;
+        }
+      g_ptr_array_add (tr->stores, st);
     }
-    g_ptr_array_add (tr->stores, o->store);
   }
   for (guint i = 0; i < tr->stores->len; i++)
     g_ptr_array_add (tr->opts, stsim_adamw_new (g_ptr_array_index (tr->stores, i), &cfg));
@@ -793,9 +812,11 @@ train_step (StsimTrainer *tr, Interval *iv, gboolean *good, GError **error)
                    tr->step, o->label, loss ? "a loss that is not a scalar" : "no loss");
       goto out;
     }
-    if (tr->world > 1 && o->store && !step.loss_local) {
+    if (tr->world > 1 && o->n_stores > 0 && !step.loss_local) {
       /* Computed on the global views by every rank, its own parameters
-       * would get W times their gradient from the sum over ranks. */
+       * would get W times their gradient from the sum over ranks (an
+       * objective that trains parameters must compute its loss on this
+       * rank's rows, as diff-predict does). */
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_PLUGIN,
                    "step %" G_GUINT64_FORMAT ": [%s] trains its own parameters but does not support data-parallel "
                    "runs (its loss must cover this rank's rows and say so with stsim_train_step_set_loss_local, "

@@ -95,11 +95,18 @@ typedef struct {
   /* Required: the scalar loss of one training step, built from autograd ops
    * on the step's tape so that its gradient comes for free. */
   gboolean (*loss) (gpointer state, StsimTrainStep *step, StsimTensor **loss, GError **error);
-  /* Optional, appended in ABI 0.1: trainable parameters the objective owns
-   * (DiffCSE's discriminator), finished and trainable. The trainer updates
-   * them with its optimizer, clips them with the student and saves them in
-   * its resume state; they are not exported with the encoder. */
-  struct _StsimParamStore *(*params) (gpointer state);
+  /* Optional, appended in ABI 0.1: the trainable parameter stores the
+   * objective owns (DiffCSE's discriminator and its electra head), each
+   * finished and trainable. Returns an array of *n_stores distinct stores,
+   * owned by the objective and valid until destroy(), in a fixed order (the
+   * resume state keeps them by position); NULL with *n_stores = 0 when it
+   * has none (yet). The trainer asks once, before the first step, then
+   * updates every store with its optimizer, clips them with the student,
+   * all-reduces their gradients over the ranks of a data-parallel run and
+   * saves them in its resume state; they are not exported with the encoder.
+   * (Until ABI 0.1 was settled this op returned a single store; no plugin
+   * outside the tree used it.) */
+  struct _StsimParamStore *const *(*params) (gpointer state, gsize *n_stores);
 } StsimObjectiveVTable;
 
 /* ---- kind: teacher ---------------------------------------------------- */

@@ -13,7 +13,15 @@
  *     listmle-mlm     ListMLE + the mlm objective (its per-token mean over
  *                     GLOBAL counts) + DiffCSE's BN head (statistics over
  *                     both ranks' rows)
- *     diff-predict    contrastive + diff-predict with the BN head
+ *     diff-predict    contrastive + diff-predict (weight 0.5) with the BN
+ *                     head: generator argmax, pads included, conditioned on
+ *                     z; every rank masks the global batch, runs generator
+ *                     and discriminator on its rows, divides by the global
+ *                     position count; the discriminator and electra-head
+ *                     stores are compared like the others
+ *     diff-predict-sample  the same with sampling (T = 1: each rank takes
+ *                     its rows' draws at their places in the batch's
+ *                     sequence), pads excluded, conditioned on h
  *   resume          2 ranks stopped after 3 steps (state at 2) and resumed
  *                   end bit-identical to an uninterrupted 2-rank run; a
  *                   1-process resume of a 2-rank state is refused, naming
@@ -404,28 +412,33 @@ test_listmle_mlm_bn (void)
   check_equivalence ("listmle-mlm-bn", "bn", "mlm_head = true\n", sections);
 }
 
+/* The generator runs without dropout (its masks, like the student's, are
+ * keyed by element position, which sharding changes); the discriminator is
+ * a copy of the dropout-free student. */
+static char *
+diff_sections (const char *extra)
+{
+  g_autofree char *gen = fixture ("fixtures", "models", "distilbert-tiny", NULL);
+  return g_strdup_printf ("[objective.diff]\nuse = diff-predict\nweight = 0.5\ngenerator = %s\n"
+                          "masking_ratio = 0.3\ngenerator_dropout = false\n%s", gen, extra);
+}
+
 static void
 test_diff_predict (void)
 {
   if (!need_mpi ())
     return;
-  g_autofree char *gen = fixture ("fixtures", "models", "distilbert-tiny", NULL);
-  g_autofree char *sections = g_strdup_printf ("[objective.diff]\nuse = diff-predict\nweight = 0.5\ngenerator = %s\n"
-                                               "masking_ratio = 0.3\n", gen);
-  /* Until diff-predict computes its loss on each rank's rows, the trainer
-   * refuses it on several ranks (its discriminator would get twice its
-   * gradient): check that refusal; the comparison runs once it is adapted. */
-  g_autofree char *out = g_build_filename (tmpdir, "diff-probe", NULL);
-  g_autofree char *r = write_recipe ("diff-probe", out, 1, 0, "bn", "", sections);
-  g_autofree char *err = NULL;
-  int rc = run (2, r, NULL, &err, NULL);
-  if (rc != 0) {
-    g_assert_nonnull (strstr (err, "[objective.diff] trains its own parameters but does not support data-parallel"));
-    g_test_incomplete ("diff-predict does not yet compute its loss on each rank's rows "
-                       "(stsim_train_step_set_loss_local); its 2-rank run is refused with a clear error");
-    return;
-  }
+  g_autofree char *sections = diff_sections ("");
   check_equivalence ("diff-predict", "bn", "", sections);
+}
+
+static void
+test_diff_predict_sample (void)
+{
+  if (!need_mpi ())
+    return;
+  g_autofree char *sections = diff_sections ("sampling = sample\ntemperature = 1\npads = exclude\ncondition = pre\n");
+  check_equivalence ("diff-predict-sample", "bn", "", sections);
 }
 
 /* ---- resume ---------------------------------------------------------------------------- */
@@ -559,6 +572,7 @@ main (int argc, char **argv)
   g_test_add_func ("/dist/equivalence/rank-distill", test_rank_distill);
   g_test_add_func ("/dist/equivalence/listmle-mlm-bn", test_listmle_mlm_bn);
   g_test_add_func ("/dist/equivalence/diff-predict", test_diff_predict);
+  g_test_add_func ("/dist/equivalence/diff-predict-sample", test_diff_predict_sample);
   g_test_add_func ("/dist/resume", test_resume);
   g_test_add_func ("/dist/killed-rank", test_killed_rank);
   g_test_add_func ("/dist/failed-rank", test_failed_rank);

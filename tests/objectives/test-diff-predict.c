@@ -11,12 +11,15 @@
  * - the position-0 replacement on its own (forward with row0 vs fixture);
  * - the RTD loss changes the student's gradient (weight 0 vs 0.5);
  * - the generator: ids equal the argmax of a full padded forward at every
- *   position that matters; same seed -> same ids with dropout on;
- * - the discriminator lives in the objective's store, not the student's;
+ *   position that matters; same seed -> same ids with dropout on; sampling
+ *   on a subset of the rows (one rank's, with their draw positions) gives
+ *   those rows exactly the ids of the whole batch's sampling;
+ * - the objective's two stores (params op): the discriminator, not the
+ *   student's store and without pooler, and the electra head with HF names;
  *   bad generators are refused with a message naming the problem;
  * - a tiny contrastive + diff-predict training run through the trainer:
- *   the discriminator is in the resume state (and a killed-and-resumed run
- *   is bit-identical to a straight one) and not in the exported model.
+ *   discriminator and head are in the resume state (and a killed-and-resumed
+ *   run is bit-identical to a straight one) and not in the exported model.
  *
  * The plugin source is compiled into this test so that its internal steps
  * (labels, generator, loss from given masks) can be driven directly. */
@@ -279,12 +282,13 @@ projector_forward (Projector *p, StsimTape *tape, StsimTensor *h)
   return stsim_batch_norm (tape, stsim_linear (tape, a, p->w2, NULL), NULL, NULL, NULL, NULL, 0.1f, 1e-5f);
 }
 
+/* The fixture's electra head into the objective's head store. */
 static void
 set_electra_head (DiffPredict *d, StsimStReader *r)
 {
-  StsimParamStore *s = stsim_model_get_params (d->discriminator);
-  StsimTensor *pw = stsim_param_store_lookup (s, DIFF_HEAD_WEIGHT)->tensor;
-  StsimTensor *pb = stsim_param_store_lookup (s, DIFF_HEAD_BIAS)->tensor;
+  StsimTensor *pw = stsim_param_store_lookup (d->head_store, DIFF_HEAD_WEIGHT)->tensor;
+  StsimTensor *pb = stsim_param_store_lookup (d->head_store, DIFF_HEAD_BIAS)->tensor;
+  g_assert_true (pw == d->head_w && pb == d->head_b);
   gint64 n = 0;
   g_autofree float *w = get_f32 (r, "electra.weight", &n);
   g_autofree float *b = get_f32 (r, "electra.bias", NULL);
@@ -377,20 +381,16 @@ test_step (gconstpointer data)
     g_autofree char *ref = g_strdup_printf ("%s.grad.bn.%s", variant, pn[i]);
     worst = MAX (worst, check_store_grad (proj.store, pn[i], r, ref));
   }
-  /* The electra head: rows 0..1 of the discriminator's pooler. */
-  StsimParamStore *ds = diff_params_store (d);
-  const StsimParamView *pw = stsim_param_store_lookup (ds, DIFF_HEAD_WEIGHT);
-  const StsimParamView *pb = stsim_param_store_lookup (ds, DIFF_HEAD_BIAS);
-  float *dg = stsim_param_store_get_grad (ds, NULL);
+  /* The electra head, in the objective's second store. */
+  gsize n_stores = 0;
+  StsimParamStore *const *stores = diff_params_stores (d, &n_stores);
+  g_assert_cmpuint (n_stores, ==, 2);
+  StsimParamStore *ds = stores[0], *hs = stores[1];
   g_autofree char *ew = g_strdup_printf ("%s.grad.electra.weight", variant);
   g_autofree char *eb = g_strdup_printf ("%s.grad.electra.bias", variant);
-  g_autofree float *gew = get_f32 (r, ew, &n);
-  worst = MAX (worst, grad_err (dg + pw->offset, gew, n));
-  g_autofree float *geb = get_f32 (r, eb, &n);
-  worst = MAX (worst, grad_err (dg + pb->offset, geb, n));
-  /* Rows 2.. of the pooler are not part of the network: no gradient. */
-  for (gint64 i = 2 * H; i < pw->numel; i++)
-    g_assert_cmpfloat (dg[pw->offset + i], ==, 0.0f);
+  worst = MAX (worst, check_store_grad (hs, DIFF_HEAD_WEIGHT, r, ew));
+  worst = MAX (worst, check_store_grad (hs, DIFF_HEAD_BIAS, r, eb));
+  g_assert_cmpint (stsim_param_store_lookup (hs, DIFF_HEAD_WEIGHT)->numel, ==, 2 * H);
 
   static const char *const enc[] = {
     "embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight",
@@ -661,6 +661,69 @@ test_generator_sampling (void)
   diff_destroy (hot);
 }
 
+/* Data-parallel sampling: a rank generates only its own rows, each draw
+ * taken at its place in the whole batch's sequence. Every rank's rows get
+ * exactly the ids the whole batch's sampling gives them (the same logits:
+ * no dropout), and drawing in sequence instead would not. */
+static void
+test_generator_sampling_rows (void)
+{
+  g_autoptr(StsimModel) student = load_model ("bert-tiny", 0);
+  g_autoptr(GError) err = NULL;
+  DiffPredict *d = make_diff ("generator_dropout", "false", "sampling", "sample", "temperature", "1", NULL);
+  DiffStep *full = run_generator (d, student, 9, 3);
+  g_autoptr(StsimTape) tape = stsim_tape_new (9, 0);
+  g_autoptr(StsimTrainStep) step = stsim_train_step_new_detached (tape, 3, 2, 9, 3);
+  g_assert_true (stsim_train_step_set_model (step, student, train_texts, 32, &err));
+  const StsimTokenBatch *b = stsim_train_step_get_batch (step);
+  const gsize W = b->width;
+  gsize prefix[7] = { 0 };
+  for (gsize r = 0; r < 6; r++)
+    prefix[r + 1] = prefix[r] + (gsize) MAX (b->lengths[r] - 1, 0);
+  /* The rows of rank 0 and rank 1 of 2 (B = 3, both views). */
+  static const gsize shard0[] = { 0, 3 }, shard1[] = { 1, 2, 4, 5 };
+  const gsize *shards[2] = { shard0, shard1 };
+  const gsize sizes[2] = { 2, 4 };
+  for (int k = 0; k < 2; k++) {
+    const gsize n = sizes[k];
+    g_autofree gint32 *ids = g_new (gint32, n * W), *mask = g_new (gint32, n * W), *lengths = g_new (gint32, n);
+    g_autofree gint32 *masked = g_new (gint32, n * W);
+    g_autofree gsize *draw_at = g_new (gsize, n);
+    for (gsize i = 0; i < n; i++) {
+      gsize g = shards[k][i];
+      memcpy (ids + i * W, b->ids + g * W, W * 4);
+      memcpy (mask + i * W, b->mask + g * W, W * 4);
+      memcpy (masked + i * W, full->masked_ids + g * W, W * 4);
+      lengths[i] = b->lengths[g];
+      draw_at[i] = prefix[g];
+    }
+    StsimTokenBatch local = { .n = n, .width = W, .ids = ids, .mask = mask, .lengths = lengths };
+    for (int placed = 1; placed >= 0; placed--) {
+      DiffStep *part = g_new0 (DiffStep, 1);
+      StsimRng rng;
+      stsim_train_step_init_rng (step, d->stream, &rng);
+      g_assert_true (diff_predict_generate_rows (d, &local, masked, placed ? draw_at : NULL, 9, 3, &rng, part, &err));
+      g_assert_no_error (err);
+      gsize same = 0, compared = 0;
+      for (gsize i = 0; i < n; i++)
+        for (gint32 c = 1; c < lengths[i]; c++) {
+          compared++;
+          same += part->gen_ids[i * W + c] == full->gen_ids[shards[k][i] * W + c];
+        }
+      g_test_message ("rank %d of 2, draws %s: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " sampled ids as the whole "
+                      "batch's", k, placed ? "at their places" : "in sequence", same, compared);
+      g_assert_cmpuint (compared, >, 5);
+      if (placed)
+        g_assert_cmpuint (same, ==, compared);
+      else if (k == 1)
+        g_assert_cmpuint (same, <, compared);  /* rank 1's draws are not the first ones */
+      diff_step_free (part);
+    }
+  }
+  diff_step_free (full);
+  diff_destroy (d);
+}
+
 /* ---- the objective's store and refused inputs ----------------------------------------- */
 
 static void
@@ -675,34 +738,65 @@ test_store (void)
   g_autoptr(StsimTape) tape = stsim_tape_new (2, 0);
   g_autoptr(StsimTrainStep) step = stsim_train_step_new_detached (tape, 3, 2, 2, 0);
   g_assert_true (stsim_train_step_set_model (step, student, train_texts, 32, &err));
+  /* Before the first step (no context: the discriminator is made then)
+   * there is nothing to train yet. */
+  gsize n_stores = 99;
+  g_assert_null (vt->params (stsim_component_get_state (c), &n_stores));
+  g_assert_cmpuint (n_stores, ==, 0);
   StsimTensor *loss = component_loss (c, step);
-  StsimParamStore *ds = vt->params (stsim_component_get_state (c));
+  StsimParamStore *const *stores = vt->params (stsim_component_get_state (c), &n_stores);
+  g_assert_nonnull (stores);
+  g_assert_cmpuint (n_stores, ==, 2);
+  StsimParamStore *ds = stores[0], *hs = stores[1];
   StsimParamStore *ss = stsim_model_get_params (student);
-  g_assert_nonnull (ds);
-  g_assert_true (ds != ss);
+  g_assert_true (ds != ss && hs != ss && hs != ds);
   g_assert_true (stsim_param_store_is_trainable (ds));
-  /* A copy of the student's initial weights, plus the head's pooler rows. */
-  g_assert_cmpuint (stsim_param_store_get_n_views (ds), ==, stsim_param_store_get_n_views (ss) + 2);
-  g_assert_null (stsim_param_store_lookup (ss, DIFF_HEAD_WEIGHT));
+  g_assert_true (stsim_param_store_is_trainable (hs));
+  /* The discriminator: a copy of the student's initial weights, no pooler. */
+  g_assert_cmpuint (stsim_param_store_get_n_views (ds), ==, stsim_param_store_get_n_views (ss));
+  g_assert_null (stsim_param_store_lookup (ds, "pooler.dense.weight"));
   for (gsize i = 0; i < stsim_param_store_get_n_views (ss); i++) {
     const StsimParamView *v = stsim_param_store_get_view (ss, i);
     const StsimParamView *w = stsim_param_store_lookup (ds, v->name);
     g_assert_nonnull (w);
     g_assert_cmpmem (v->tensor->data, v->numel * 4, w->tensor->data, w->numel * 4);
   }
-  /* The electra head starts at PyTorch's U(-1/sqrt(H), 1/sqrt(H)). */
-  const StsimParamView *hw = stsim_param_store_lookup (ds, DIFF_HEAD_WEIGHT);
-  float bound = 1.0f / sqrtf ((float) stsim_model_get_dim (student));
-  double ss2 = 0;
-  for (gint64 i = 0; i < 2 * hw->shape[1]; i++) {
+  /* The electra head: its own store, HF names and shapes, weight decay on
+   * the weight only. */
+  const gint64 H = stsim_model_get_dim (student);
+  g_assert_cmpstr (stsim_param_store_get_name (hs), ==, "electra_head");
+  g_assert_cmpuint (stsim_param_store_get_n_views (hs), ==, 2);
+  const StsimParamView *hw = stsim_param_store_lookup (hs, "electra_head.weight");
+  const StsimParamView *hb = stsim_param_store_lookup (hs, "electra_head.bias");
+  g_assert_nonnull (hw);
+  g_assert_nonnull (hb);
+  g_assert_cmpint (hw->ndim, ==, 2);
+  g_assert_cmpint (hw->shape[0], ==, 2);
+  g_assert_cmpint (hw->shape[1], ==, H);
+  g_assert_cmpint (hb->ndim, ==, 1);
+  g_assert_cmpint (hb->shape[0], ==, 2);
+  g_assert_false (hw->flags & STSIM_VIEW_NO_DECAY);
+  g_assert_true (hb->flags & STSIM_VIEW_NO_DECAY);
+  /* PyTorch's default Linear init U(-1/sqrt(H), 1/sqrt(H)), weight and
+   * bias: every value inside, and spread over the interval (the largest of
+   * 130 uniform draws is beyond 0.9 of the bound except with probability
+   * about 0.9^130 = 1e-6). */
+  float bound = 1.0f / sqrtf ((float) H);
+  double ss2 = 0, amax = 0;
+  for (gint64 i = 0; i < 2 * H; i++) {
     g_assert_cmpfloat (fabsf (hw->tensor->data[i]), <=, bound);
     ss2 += hw->tensor->data[i] * hw->tensor->data[i];
+    amax = MAX (amax, fabsf (hw->tensor->data[i]));
   }
+  for (gint64 i = 0; i < 2; i++)
+    g_assert_cmpfloat (fabsf (hb->tensor->data[i]), <=, bound);
   g_assert_cmpfloat (ss2, >, 0);
-  /* Backward fills the discriminator's gradients and the student's. */
+  g_assert_cmpfloat (amax, >, 0.9 * bound);
+  /* Backward fills the gradients of both stores and the student's. */
   g_assert_true (stsim_tape_backward (tape, loss, NULL, &err));
   g_assert_no_error (err);
   g_assert_cmpfloat (stsim_grad_norm (&ds, 1), >, 0);
+  g_assert_cmpfloat (stsim_grad_norm (&hs, 1), >, 0);
   g_assert_cmpfloat (stsim_grad_norm (&ss, 1), >, 0);
   double acc = stsim_train_step_get_logged (step, "accuracy");
   g_assert_true (acc >= 0 && acc <= 1);
@@ -797,9 +891,17 @@ test_train (void)
   g_assert_nonnull (strstr (metrics, "\"objective.diff.replaced\""));
 
   /* The resume state holds the discriminator (store 2, after the student
-   * and the BN head) and it moved; the exported model is the student only. */
+   * and the BN head) and the electra head (store 3), and both moved; the
+   * exported model is the student only. */
   g_autoptr(GBytes) disc = state_tensor (a, "2.bert.param");
+  g_autoptr(GBytes) head = state_tensor (a, "3.electra_head.param");
+  g_autoptr(GBytes) head_m = state_tensor (a, "3.electra_head.adam_m");
   g_autoptr(StsimModel) orig = load_model ("bert-tiny", 0);
+  g_assert_cmpuint (g_bytes_get_size (head), ==, (gsize) (2 * stsim_model_get_dim (orig) + 2) * 4);
+  double head_m_norm = 0;
+  for (gsize i = 0; i < g_bytes_get_size (head_m) / 4; i++)
+    head_m_norm += fabs (((const float *) g_bytes_get_data (head_m, NULL))[i]);
+  g_assert_cmpfloat (head_m_norm, >, 0);  /* the optimizer updated the head */
   const StsimParamView *w0 = stsim_param_store_lookup (stsim_model_get_params (orig),
                                                        "encoder.layer.2.output.dense.weight");
   g_assert_cmpuint (g_bytes_get_size (disc), >, (gsize) (w0->offset + w0->numel) * 4);
@@ -821,7 +923,8 @@ test_train (void)
    * discriminator and its AdamW moments included. */
   train_once (b, 2, FALSE);
   train_once (b, 0, TRUE);
-  const char *names[] = { "0.bert.param", "2.bert.param", "2.bert.adam_m", "2.bert.adam_v", NULL };
+  const char *names[] = { "0.bert.param", "2.bert.param", "2.bert.adam_m", "2.bert.adam_v", "3.electra_head.param",
+                          "3.electra_head.adam_m", "3.electra_head.adam_v", NULL };
   for (int i = 0; names[i]; i++) {
     g_autoptr(GBytes) x = state_tensor (a, names[i]);
     g_autoptr(GBytes) y = state_tensor (b, names[i]);
@@ -849,6 +952,7 @@ main (int argc, char **argv)
   g_test_add_func ("/diff-predict/generator/argmax-everywhere", test_generator_argmax);
   g_test_add_func ("/diff-predict/generator/deterministic", test_generator_deterministic);
   g_test_add_func ("/diff-predict/generator/sampling", test_generator_sampling);
+  g_test_add_func ("/diff-predict/generator/sampling-rows", test_generator_sampling_rows);
   g_test_add_func ("/diff-predict/store", test_store);
   g_test_add_func ("/diff-predict/errors", test_errors);
   g_test_add_func ("/diff-predict/train", test_train);

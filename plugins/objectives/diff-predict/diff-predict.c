@@ -16,10 +16,16 @@
  *   5. a two-class head per position; the loss is the mean cross-entropy over
  *      all V·B·L positions, pads included (published) or real positions only.
  *
- * The electra head (Linear(H, 2)) lives in rows 0 and 1 of the
- * discriminator's pooler.dense: params() can return one store only, and the
- * discriminator never uses its pooler otherwise, so the whole trainable
- * state of this objective is that one store (see README.md). */
+ * Trainable state: two stores, returned by the params op: the discriminator
+ * (a BERT/RoBERTa without pooler) and the electra head Linear(H, 2) in its
+ * own small store (electra_head.weight [2, H], electra_head.bias [2]).
+ *
+ * Data-parallel runs (docs/distributed.md): every rank masks the GLOBAL
+ * batch (the single-process draws), then runs generator and discriminator on
+ * its own rows only, skipping the sampling draws of the other ranks' rows,
+ * conditions on its rows of the gathered vectors, and divides the RTD sum by
+ * the GLOBAL number of positions, so the ranks' losses add up to the
+ * single-process loss (stsim_train_step_set_loss_local). */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -29,8 +35,9 @@
 #include <stsim/stsim-registry.h>
 
 #define DIFF_DEFAULT_STREAM "25"          /* STSIM_RNG_STREAM_USER + 9 (issue 9): masks independent of mlm's */
-#define DIFF_HEAD_WEIGHT "pooler.dense.weight"
-#define DIFF_HEAD_BIAS   "pooler.dense.bias"
+#define DIFF_HEAD_STORE  "electra_head"
+#define DIFF_HEAD_WEIGHT "electra_head.weight"
+#define DIFF_HEAD_BIAS   "electra_head.bias"
 
 static const StsimParamSpec diff_params[] = {
   { "generator", STSIM_PARAM_PATH, NULL, .flags = STSIM_PARAM_REQUIRED,
@@ -81,7 +88,10 @@ typedef struct {
 
   /* networks */
   StsimModel        *generator;       /* frozen, with MLM head */
-  StsimModel        *discriminator;   /* trainable, pooler rows 0..1 = electra head */
+  StsimModel        *discriminator;   /* trainable, no pooler */
+  StsimParamStore   *head_store;      /* trainable: the electra head */
+  StsimTensor       *head_w, *head_b; /* [2, H], [2] in head_store */
+  StsimParamStore   *stores[2];       /* what params() returns: discriminator, head */
   StsimModel        *student;         /* borrowed: the encoder the discriminator was copied from */
 
   /* the generator's own tapes: forward, and logits chunks (reset per chunk) */
@@ -89,7 +99,9 @@ typedef struct {
   guint64            gen_tape_seed;
 } DiffPredict;
 
-/* What one step produced; kept in the step's scratch data (tests read it). */
+/* What one step produced; kept in the step's scratch data (tests read it).
+ * With several ranks the arrays from gen_ids on cover this rank's rows only
+ * (local, in global row order), masked_ids and mlm_labels the global batch. */
 typedef struct {
   gsize           n, width;
   gint32         *masked_ids;   /* generator input [n·width] */
@@ -99,7 +111,14 @@ typedef struct {
   StsimTokenBatch disc;         /* discriminator input: ĝ·m, the step's mask and lengths */
   gint32         *row_labels;   /* labels per discriminator row */
   gsize           n_masked;
+  StsimTokenBatch local;        /* several ranks: this rank's rows of the batch ... */
+  gint32         *local_masked; /* ... and of masked_ids */
 } DiffStep;
+
+/* Counts of one step's rows, summed over the ranks for the logs. */
+typedef struct {
+  double replaced, real, hits;
+} DiffCounts;
 
 static void
 diff_step_free (gpointer p)
@@ -113,6 +132,10 @@ diff_step_free (gpointer p)
   g_free (s->disc.mask);
   g_free (s->disc.lengths);
   g_free (s->row_labels);
+  g_free (s->local.ids);
+  g_free (s->local.mask);
+  g_free (s->local.lengths);
+  g_free (s->local_masked);
   g_free (s);
 }
 
@@ -135,34 +158,32 @@ diff_predict_labels (const gint32 *orig, const gint32 *gen, const gint32 *mask, 
     }
 }
 
-/* The electra head as views of the discriminator's pooler rows 0..1. */
-static void
-diff_predict_head (DiffPredict *d, StsimTape *tape, StsimTensor **w, StsimTensor **b)
+/* The electra head Linear(H, 2) in its own store, HF-style names, with
+ * PyTorch's default Linear init (method.md §1.5): weight and bias
+ * ~ U(-1/sqrt(H), 1/sqrt(H)); decay on the weight only (HF's no-decay group
+ * is biases and LayerNorm weights). */
+static gboolean
+diff_predict_make_head (DiffPredict *d, GError **error)
 {
-  StsimParamStore *s = stsim_model_get_params (d->discriminator);
-  StsimTensor *pw = stsim_param_store_lookup (s, DIFF_HEAD_WEIGHT)->tensor;
-  StsimTensor *pb = stsim_param_store_lookup (s, DIFF_HEAD_BIAS)->tensor;
-  gint64 H = stsim_tensor_cols (pw);
-  *w = stsim_slice_rows (tape, pw, 0, 2);
-  StsimTensor *col = stsim_reshape (tape, pb, 2, (gint64[]) { H, 1 });
-  *b = stsim_reshape (tape, stsim_slice_rows (tape, col, 0, 2), 1, (gint64[]) { 2 });
-}
-
-/* PyTorch's default Linear init for the electra head (method.md §1.5):
- * weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)). */
-static void
-diff_predict_init_head (DiffPredict *d)
-{
-  StsimParamStore *s = stsim_model_get_params (d->discriminator);
-  StsimTensor *pw = stsim_param_store_lookup (s, DIFF_HEAD_WEIGHT)->tensor;
-  StsimTensor *pb = stsim_param_store_lookup (s, DIFF_HEAD_BIAS)->tensor;
-  gint64 H = stsim_tensor_cols (pw);
+  const gint64 H = stsim_model_get_config (d->discriminator)->hidden_size;
+  d->head_store = stsim_param_store_new (DIFF_HEAD_STORE, TRUE);
+  d->head_w = stsim_param_store_add (d->head_store, DIFF_HEAD_WEIGHT, 2, (gint64[]) { 2, H }, 0);
+  d->head_b = stsim_param_store_add (d->head_store, DIFF_HEAD_BIAS, 1, (gint64[]) { 2 }, STSIM_VIEW_NO_DECAY);
+  if (!d->head_w || !d->head_b || !stsim_param_store_finish (d->head_store, error)) {
+    if (error && !*error)
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "diff-predict: declaring the electra head failed");
+    g_prefix_error (error, "diff-predict: ");
+    return FALSE;
+  }
   float bound = (float) (1.0 / sqrt ((double) H));
   StsimRng rng;
   stsim_rng_init (&rng, d->seed, STSIM_RNG_STREAM_INIT);
   stsim_rng_seek (&rng, G_GUINT64_CONSTANT (0xD1FF) << 40);  /* away from other init draws */
-  stsim_rng_fill_uniform (&rng, pw->data, 2 * H, -bound, bound);
-  stsim_rng_fill_uniform (&rng, pb->data, 2, -bound, bound);
+  stsim_rng_fill_uniform (&rng, d->head_w->data, 2 * H, -bound, bound);
+  stsim_rng_fill_uniform (&rng, d->head_b->data, 2, -bound, bound);
+  d->stores[0] = stsim_model_get_params (d->discriminator);
+  d->stores[1] = d->head_store;
+  return TRUE;
 }
 
 static gboolean
@@ -201,22 +222,22 @@ diff_predict_check_generator (DiffPredict *d, StsimModel *student, GError **erro
 static gboolean
 diff_predict_make_discriminator (DiffPredict *d, StsimModel *student, GError **error)
 {
+  /* No pooler: the discriminator's output is its last hidden states. */
   if (d->discriminator_dir) {
-    d->discriminator = stsim_model_load (d->discriminator_dir, STSIM_MODEL_POOLER, d->seed, error);
+    d->discriminator = stsim_model_load (d->discriminator_dir, 0, d->seed, error);
     if (!d->discriminator) {
       g_prefix_error (error, "diff-predict: discriminator: ");
       return FALSE;
     }
   } else {
-    d->discriminator = stsim_model_copy (student, STSIM_MODEL_POOLER, error);
+    d->discriminator = stsim_model_copy (student, 0, error);
     if (!d->discriminator) {
       g_prefix_error (error, "diff-predict: copying the student into the discriminator: ");
       return FALSE;
     }
   }
   d->student = student;
-  diff_predict_init_head (d);
-  return diff_predict_check_generator (d, student, error);
+  return diff_predict_make_head (d, error) && diff_predict_check_generator (d, student, error);
 }
 
 /* The encoder the discriminator starts from: the `encoder` reference, or
@@ -279,6 +300,7 @@ diff_destroy (gpointer state)
   g_free (d->discriminator_dir);
   g_clear_pointer (&d->generator, stsim_model_free);
   g_clear_pointer (&d->discriminator, stsim_model_free);
+  g_clear_pointer (&d->head_store, stsim_param_store_free);
   g_clear_pointer (&d->gen_tape, stsim_tape_free);
   g_clear_pointer (&d->logit_tape, stsim_tape_free);
   g_free (d);
@@ -350,15 +372,27 @@ diff_predict_mask (DiffPredict *d, StsimTokenizer *tok, StsimRng *rng, const Sts
                                    s->mlm_labels);
 }
 
-/* Generator ids at every real position k >= 1 of @s->masked_ids into
- * @s->gen_ids (method.md §4.2 step 3). Position 0 and pads are not scored:
- * step 4 overwrites position 0 with CLS and zeroes pads, so their logits
- * could never matter, and the result is identical to argmax everywhere. */
+/* Words of the generator one stsim_rng_uniform_double takes (a u64). */
+#define DIFF_WORDS_PER_DRAW 2
+
+/* Generator ids at every real position k >= 1 of @masked (the masked ids
+ * of @src's rows) into @s->gen_ids (method.md §4.2 step 3). Position 0 and
+ * pads are not scored: step 4 overwrites position 0 with CLS and zeroes
+ * pads, so their logits could never matter, and the result is identical to
+ * argmax everywhere.
+ *
+ * Sampling draws one uniform per scored position, row after row. With
+ * @draw_at NULL the rows are the whole batch and the draws follow in order;
+ * otherwise draw_at[r] is the index of row r's first scored position among
+ * the WHOLE batch's, and each draw is taken at its place in that sequence,
+ * so a subset of the rows (one rank's) gets exactly the draws that one
+ * process gives them. */
 static gboolean
-diff_predict_generate (DiffPredict *d, const StsimTokenBatch *src, guint64 seed, guint64 step_index, StsimRng *rng,
-                       DiffStep *s, GError **error)
+diff_predict_generate_rows (DiffPredict *d, const StsimTokenBatch *src, const gint32 *masked, const gsize *draw_at,
+                            guint64 seed, guint64 step_index, StsimRng *rng, DiffStep *s, GError **error)
 {
   const gsize n = src->n, W = src->width;
+  const guint64 base = stsim_rng_tell (rng);
   guint64 tseed = seed ^ G_GUINT64_CONSTANT (0x6E6E7261746F72);  /* generator dropout independent of the student's */
   if (!d->gen_tape || d->gen_tape_seed != tseed) {
     g_clear_pointer (&d->gen_tape, stsim_tape_free);
@@ -373,7 +407,7 @@ diff_predict_generate (DiffPredict *d, const StsimTokenBatch *src, guint64 seed,
   stsim_tape_set_training (gt, d->generator_dropout);
   stsim_tape_set_step (gt, step_index);
 
-  StsimTokenBatch in = { .n = n, .width = W, .ids = s->masked_ids, .mask = src->mask, .lengths = src->lengths };
+  StsimTokenBatch in = { .n = n, .width = W, .ids = (gint32 *) masked, .mask = src->mask, .lengths = src->lengths };
   StsimForwardOptions fo = { .packed = TRUE };
   StsimModelOutput out;
   if (!stsim_model_forward (d->generator, gt, &in, &fo, &out, error)) {
@@ -414,6 +448,10 @@ diff_predict_generate (DiffPredict *d, const StsimTokenBatch *src, guint64 seed,
         if (row[j] > row[best])  /* first maximum wins, as torch.argmax */
           best = j;
       if (d->sample) {
+        if (draw_at) {
+          gsize r = (gsize) where[start + i] / W, c = (gsize) where[start + i] % W;
+          stsim_rng_seek (rng, base + DIFF_WORDS_PER_DRAW * (guint64) (draw_at[r] + c - 1));
+        }
         /* Inverse CDF of softmax(logits/T), shifted by the maximum. */
         double z = 0;
         for (gint64 j = 0; j < V; j++)
@@ -437,6 +475,14 @@ diff_predict_generate (DiffPredict *d, const StsimTokenBatch *src, guint64 seed,
   return TRUE;
 }
 
+/* The whole batch @src, masked into @s->masked_ids. */
+static gboolean
+diff_predict_generate (DiffPredict *d, const StsimTokenBatch *src, guint64 seed, guint64 step_index, StsimRng *rng,
+                       DiffStep *s, GError **error)
+{
+  return diff_predict_generate_rows (d, src, s->masked_ids, NULL, seed, step_index, rng, s, error);
+}
+
 /* Step 7: the two-class CE over the rows of @logits [n_rows, 2], laid out by
  * @seqs (padded: every position, pads as label 0; packed: real tokens only),
  * against @labels [n·width]. Mean over the rows, or their sum. @row_labels
@@ -456,10 +502,12 @@ diff_predict_position_loss (DiffPredict *d, StsimTape *tape, StsimTensor *logits
 }
 
 /* The discriminator's RTD loss for labels and ids in @s, conditioned on
- * @cond [n, H] (method.md §4.2 steps 5-7). *accuracy gets the share of real
- * positions the head classifies correctly. */
+ * @cond [n, H] (method.md §4.2 steps 5-7). Adds the real positions and those
+ * the head classifies correctly to @counts; *n_positions gets the number of
+ * positions the loss covers. */
 static StsimTensor *
-diff_predict_rtd (DiffPredict *d, StsimTape *tape, DiffStep *s, StsimTensor *cond, double *accuracy, GError **error)
+diff_predict_rtd (DiffPredict *d, StsimTape *tape, DiffStep *s, StsimTensor *cond, DiffCounts *counts,
+                  gint64 *n_positions, GError **error)
 {
   const gint64 H = stsim_model_get_config (d->discriminator)->hidden_size;
   if (stsim_tensor_rows (cond) != (gint64) s->disc.n || stsim_tensor_cols (cond) != H) {
@@ -477,9 +525,7 @@ diff_predict_rtd (DiffPredict *d, StsimTape *tape, DiffStep *s, StsimTensor *con
     g_prefix_error (error, "diff-predict: discriminator forward: ");
     return NULL;
   }
-  StsimTensor *w, *b;
-  diff_predict_head (d, tape, &w, &b);
-  StsimTensor *logits = stsim_linear (tape, out.hidden[out.n_layers], w, b);
+  StsimTensor *logits = stsim_linear (tape, out.hidden[out.n_layers], d->head_w, d->head_b);
   s->row_labels = g_new (gint32, MAX (out.n_rows, 1));
   StsimTensor *loss = diff_predict_position_loss (d, tape, logits, out.seqs, s->disc.n, s->disc.width, s->labels,
                                                   s->row_labels);
@@ -494,23 +540,20 @@ diff_predict_rtd (DiffPredict *d, StsimTape *tape, DiffStep *s, StsimTensor *con
       hits += (l[1] > l[0]) == (s->labels[r * s->disc.width + c] != 0);
       real++;
     }
-  *accuracy = real ? (double) hits / real : 0;
+  counts->hits += (double) hits;
+  counts->real += (double) real;
+  *n_positions = stsim_tensor_rows (logits);
   return loss;
 }
 
-/* Steps 3-7 from given masked ids (@s->masked_ids set): generator, labels,
- * discriminator. The tests drive this with fixed masks. */
+/* Steps 4-7 for the rows of @src (the whole batch or this rank's rows) whose
+ * generator ids are in @s->gen_ids: labels, the discriminator batch, and the
+ * RTD loss conditioned on @cond (one row per row of @src). */
 static StsimTensor *
-diff_predict_from_masked (DiffPredict *d, StsimTrainStep *step, StsimRng *rng, DiffStep *s, GError **error)
+diff_predict_discriminate (DiffPredict *d, StsimTape *tape, StsimTokenizer *tok, const StsimTokenBatch *src,
+                           StsimTensor *cond, DiffStep *s, DiffCounts *counts, gint64 *n_positions, GError **error)
 {
-  StsimTape *tape = stsim_train_step_get_tape (step);
-  StsimTokenizer *tok = stsim_train_step_get_tokenizer (step);
-  const StsimTokenBatch *src = stsim_train_step_get_batch (step);
   const gsize n = src->n, W = src->width;
-
-  if (!diff_predict_generate (d, src, stsim_train_step_get_seed (step), stsim_train_step_get_step (step), rng, s,
-                              error))
-    return NULL;
   s->labels = g_new (gint32, n * W);
   s->disc.n = n;
   s->disc.width = W;
@@ -519,27 +562,141 @@ diff_predict_from_masked (DiffPredict *d, StsimTrainStep *step, StsimRng *rng, D
   s->disc.lengths = g_memdup2 (src->lengths, n * sizeof (gint32));
   diff_predict_labels (src->ids, s->gen_ids, src->mask, n, W, stsim_tokenizer_cls_id (tok), s->gen_ids, s->labels,
                        s->disc.ids);
+  StsimTensor *loss = diff_predict_rtd (d, tape, s, cond, counts, n_positions, error);
+  if (!loss)
+    return NULL;
+  for (gsize r = 0; r < n; r++)
+    for (gint32 c = 0; c < src->lengths[r]; c++)
+      counts->replaced += s->labels[r * W + c];
+  return loss;
+}
 
+/* The logged statistics: shares of the whole batch's real positions. */
+static void
+diff_predict_log (StsimTrainStep *step, StsimTokenizer *tok, const StsimTokenBatch *src, gsize n_masked,
+                  const DiffCounts *c)
+{
+  gint64 maskable = 0;
+  for (gsize r = 0; r < src->n; r++)
+    for (gint32 k = 0; k < src->lengths[r]; k++)
+      maskable += !stsim_tokenizer_is_special (tok, src->ids[r * src->width + k]);
+  stsim_train_step_log (step, "replaced", c->real > 0 ? c->replaced / c->real : 0);
+  stsim_train_step_log (step, "masked", maskable ? (double) n_masked / maskable : 0);
+  stsim_train_step_log (step, "accuracy", c->real > 0 ? c->hits / c->real : 0);
+}
+
+/* Steps 3-7 from given masked ids (@s->masked_ids set) on the whole batch:
+ * generator, labels, discriminator. The tests drive this with fixed masks. */
+static StsimTensor *
+diff_predict_from_masked (DiffPredict *d, StsimTrainStep *step, StsimRng *rng, DiffStep *s, GError **error)
+{
+  StsimTape *tape = stsim_train_step_get_tape (step);
+  StsimTokenizer *tok = stsim_train_step_get_tokenizer (step);
+  const StsimTokenBatch *src = stsim_train_step_get_batch (step);
+
+  if (!diff_predict_generate (d, src, stsim_train_step_get_seed (step), stsim_train_step_get_step (step), rng, s,
+                              error))
+    return NULL;
   StsimTensor *cond = d->condition_pre ? stsim_train_step_get_pooled (step, error)
                                        : stsim_train_step_get_projected (step, error);
   if (!cond)
     return NULL;
-  double acc = 0;
-  StsimTensor *loss = diff_predict_rtd (d, tape, s, cond, &acc, error);
+  DiffCounts c = { 0 };
+  gint64 n_pos = 0;
+  StsimTensor *loss = diff_predict_discriminate (d, tape, tok, src, cond, s, &c, &n_pos, error);
   if (!loss)
     return NULL;
-
-  gint64 real = 0, replaced = 0, maskable = 0;
-  for (gsize r = 0; r < n; r++)
-    for (gint32 c = 0; c < src->lengths[r]; c++) {
-      real++;
-      replaced += s->labels[r * W + c];
-      maskable += !stsim_tokenizer_is_special (tok, src->ids[r * W + c]);
-    }
-  stsim_train_step_log (step, "replaced", real ? (double) replaced / real : 0);
-  stsim_train_step_log (step, "masked", maskable ? (double) s->n_masked / maskable : 0);
-  stsim_train_step_log (step, "accuracy", acc);
+  diff_predict_log (step, tok, src, s->n_masked, &c);
   return loss;
+}
+
+/* Several ranks (docs/distributed.md): @s->masked_ids holds the GLOBAL batch
+ * masked exactly as one process masks it; generator and discriminator run on
+ * this rank's rows only, conditioned on this rank's rows of the gathered
+ * vectors, and the RTD sum is divided by the GLOBAL number of positions, so
+ * that the ranks' losses add up to the single-process loss and the gradient
+ * of this rank's rows (and of the discriminator, summed over the ranks by the
+ * trainer) is the single-process one. */
+static gboolean
+diff_loss_sharded (DiffPredict *d, StsimTrainStep *step, StsimRng *rng, DiffStep *s, StsimTensor **loss,
+                   GError **error)
+{
+  StsimTape *tape = stsim_train_step_get_tape (step);
+  StsimTokenizer *tok = stsim_train_step_get_tokenizer (step);
+  const StsimTokenBatch *src = stsim_train_step_get_batch (step);
+  const gsize W = src->width;
+  gsize first = 0, n_sent = 0;
+  stsim_train_step_get_shard (step, &first, &n_sent);
+  const gsize n = n_sent * stsim_train_step_get_n_views (step);
+
+  /* Where each global row's sampling draws start: the scored positions
+   * (k >= 1 of every real token) of the rows before it. */
+  g_autofree gsize *prefix = g_new (gsize, src->n + 1);
+  prefix[0] = 0;
+  for (gsize r = 0; r < src->n; r++)
+    prefix[r + 1] = prefix[r] + (gsize) MAX (src->lengths[r] - 1, 0);
+
+  /* This rank's rows (increasing global order), full global width so that
+   * the padded layout covers the same positions as one process. */
+  g_autofree gint32 *rows = g_new (gint32, MAX (n, 1));
+  g_autofree gsize *draw_at = g_new (gsize, MAX (n, 1));
+  StsimTokenBatch *lb = &s->local;
+  lb->n = n;
+  lb->width = W;
+  lb->ids = g_new (gint32, MAX (n * W, 1));
+  lb->mask = g_new (gint32, MAX (n * W, 1));
+  lb->lengths = g_new (gint32, MAX (n, 1));
+  s->local_masked = g_new (gint32, MAX (n * W, 1));
+  for (gsize i = 0; i < n; i++) {
+    gsize g = stsim_train_step_local_row (step, i);
+    rows[i] = (gint32) g;
+    draw_at[i] = prefix[g];
+    memcpy (lb->ids + i * W, src->ids + g * W, W * sizeof (gint32));
+    memcpy (lb->mask + i * W, src->mask + g * W, W * sizeof (gint32));
+    memcpy (s->local_masked + i * W, s->masked_ids + g * W, W * sizeof (gint32));
+    lb->lengths[i] = src->lengths[g];
+  }
+
+  if (!diff_predict_generate_rows (d, lb, s->local_masked, draw_at, stsim_train_step_get_seed (step),
+                                   stsim_train_step_get_step (step), rng, s, error))
+    return FALSE;
+  /* The gathered global vectors, then this rank's rows of them: those rows
+   * are this rank's own (they carry the gradient back to its student). */
+  StsimTensor *cond = d->condition_pre ? stsim_train_step_get_pooled (step, error)
+                                       : stsim_train_step_get_projected (step, error);
+  if (!cond)
+    return FALSE;
+  StsimTensor *cond_local = stsim_gather_rows (tape, cond, rows, (gint64) n);
+  if (!cond_local) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "diff-predict: selecting this rank's conditioning rows failed");
+    return FALSE;
+  }
+  DiffCounts c = { 0 };
+  gint64 n_pos = 0;
+  StsimTensor *l = diff_predict_discriminate (d, tape, tok, lb, cond_local, s, &c, &n_pos, error);
+  if (!l)
+    return FALSE;
+  if (!d->reduce_sum) {
+    /* The mean over this rank's positions, as its share of the global mean:
+     * every position of every row (pads included), or the real tokens. */
+    gint64 global = 0;
+    if (d->pads_exclude)
+      for (gsize r = 0; r < src->n; r++)
+        global += src->lengths[r];
+    else
+      global = (gint64) (src->n * W);
+    l = stsim_scale (tape, l, (float) ((double) n_pos / (double) global));
+  }
+  stsim_train_step_set_loss_local (step);
+  /* The logs cover the whole batch: this rank's counts summed over the ranks
+   * (a collective every rank reaches here, in the same order). */
+  double sums[3] = { c.replaced, c.real, c.hits };
+  if (!stsim_train_step_sum_over_ranks (step, sums, 3, error))
+    return FALSE;
+  DiffCounts global_counts = { sums[0], sums[1], sums[2] };
+  diff_predict_log (step, tok, src, s->n_masked, &global_counts);
+  *loss = l;
+  return l != NULL;
 }
 
 static DiffStep *
@@ -580,19 +737,25 @@ diff_loss (gpointer state, StsimTrainStep *step, StsimTensor **loss, GError **er
   const StsimTokenBatch *src = stsim_train_step_get_batch (step);
   s->n = src->n;
   s->width = src->width;
+  /* Every rank masks the whole batch: the same draws as one process. */
   diff_predict_mask (d, stsim_train_step_get_tokenizer (step), &rng, src, s);
+  if (stsim_train_step_get_n_ranks (step) > 1)
+    return diff_loss_sharded (d, step, &rng, s, loss, error);
   *loss = diff_predict_from_masked (d, step, &rng, s, error);
   return *loss != NULL;
 }
 
-static StsimParamStore *
-diff_params_store (gpointer state)
+/* The discriminator and the electra head, once the discriminator exists. */
+static StsimParamStore *const *
+diff_params_stores (gpointer state, gsize *n_stores)
 {
   DiffPredict *d = state;
-  return d->discriminator ? stsim_model_get_params (d->discriminator) : NULL;
+  g_return_val_if_fail (d != NULL && n_stores != NULL, NULL);
+  *n_stores = d->discriminator ? G_N_ELEMENTS (d->stores) : 0;
+  return d->discriminator ? d->stores : NULL;
 }
 
-static const StsimObjectiveVTable diff_vtable = { .loss = diff_loss, .params = diff_params_store };
+static const StsimObjectiveVTable diff_vtable = { .loss = diff_loss, .params = diff_params_stores };
 
 static const StsimComponentDesc diff_desc = {
   .kind = STSIM_KIND_OBJECTIVE, .name = "diff-predict",
