@@ -12,11 +12,6 @@
 #include <omp.h>
 #include "numerics-private.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define STSIM_CLONES __attribute__((target_clones ("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define STSIM_CLONES
-#endif
 
 typedef union { float f; gint32 i; } FloatBits;
 
@@ -291,4 +286,96 @@ stsim_k_softmax_row (float *y, const float *x, gint64 n)
   float inv = 1.0f / s;
   for (gint64 i = 0; i < n; i++)
     y[i] *= inv;
+}
+
+/* ---- dropout masks ------------------------------------------------------- */
+/* Philox4x32-10 over many counters at once: the same words as rng.c's scalar
+ * block function (key = seed, counter = (block, c1, c2, c3)), written so the
+ * compiler can run one counter per SIMD lane. keep[4b+j] = word j >= thr. */
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+STSIM_CLONES static void
+leaf_philox_keep (guint32 k0, guint32 k1, guint32 c1, guint32 c2, guint32 c3, guint32 b0, gint64 nb, guint32 thr,
+                  guint8 *restrict keep)
+{
+#pragma omp simd
+  for (gint64 b = 0; b < nb; b++) {
+    guint32 x0 = b0 + (guint32) b, x1 = c1, x2 = c2, x3 = c3, ka = k0, kb = k1;
+    for (int r = 0; r < 10; r++) {
+      guint64 p0 = (guint64) PHILOX_M0 * x0, p1 = (guint64) PHILOX_M1 * x2;
+      guint32 n0 = (guint32) (p1 >> 32) ^ x1 ^ ka;
+      guint32 n2 = (guint32) (p0 >> 32) ^ x3 ^ kb;
+      x1 = (guint32) p1;
+      x3 = (guint32) p0;
+      x0 = n0;
+      x2 = n2;
+      ka += PHILOX_W0;
+      kb += PHILOX_W1;
+    }
+    keep[4 * b] = x0 >= thr;
+    keep[4 * b + 1] = x1 >= thr;
+    keep[4 * b + 2] = x2 >= thr;
+    keep[4 * b + 3] = x3 >= thr;
+  }
+}
+
+#define KEEP_CHUNK_BLOCKS 4096
+
+void
+stsim_k_philox_keep (guint64 seed, guint32 c1, guint32 c2, guint32 c3, gint64 start, gint64 n, guint32 thr,
+                     guint8 *keep)
+{
+  guint32 k0 = (guint32) seed, k1 = (guint32) (seed >> 32);
+  gint64 i = 0;
+  /* An unaligned head and a partial tail block go through a scratch block. */
+  while (i < n && ((start + i) & 3)) {
+    guint8 tmp[4];
+    gint64 e = start + i;
+    leaf_philox_keep (k0, k1, c1, c2, c3, (guint32) (e >> 2), 1, thr, tmp);
+    for (int j = (int) (e & 3); j < 4 && i < n; j++, i++)
+      keep[i] = tmp[j];
+  }
+  gint64 nb = (n - i) / 4;
+  guint32 b0 = (guint32) ((start + i) >> 2);
+  guint8 *kp = keep + i;
+  gint64 nchunks = (nb + KEEP_CHUNK_BLOCKS - 1) / KEEP_CHUNK_BLOCKS;
+#pragma omp parallel for schedule(static) if (nb * 4 > STSIM_PAR_MIN)
+  for (gint64 c = 0; c < nchunks; c++) {
+    gint64 s = c * KEEP_CHUNK_BLOCKS, e = MIN (nb, s + KEEP_CHUNK_BLOCKS);
+    leaf_philox_keep (k0, k1, c1, c2, c3, b0 + (guint32) s, e - s, thr, kp + 4 * s);
+  }
+  i += 4 * nb;
+  if (i < n) {
+    guint8 tmp[4];
+    leaf_philox_keep (k0, k1, c1, c2, c3, (guint32) ((start + i) >> 2), 1, thr, tmp);
+    for (int j = 0; i < n; j++, i++)
+      keep[i] = tmp[j];
+  }
+}
+
+STSIM_CLONES static void
+leaf_mask_scale (float *restrict y, float beta, const float *restrict x, const guint8 *restrict keep, float s, gint64 n)
+{
+  if (beta == 0.0f)
+#pragma omp simd
+    for (gint64 i = 0; i < n; i++)
+      y[i] = keep[i] ? x[i] * s : 0.0f;
+  else
+#pragma omp simd
+    for (gint64 i = 0; i < n; i++)
+      y[i] += keep[i] ? x[i] * s : 0.0f;
+}
+
+void
+stsim_k_mask_scale (float *y, float beta, const float *x, const guint8 *keep, float s, gint64 n)
+{
+  gint64 nchunks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (n > STSIM_PAR_MIN)
+  for (gint64 c = 0; c < nchunks; c++) {
+    gint64 st = c * CHUNK, e = MIN (n, st + CHUNK);
+    leaf_mask_scale (y + st, beta, x + st, keep + st, s, e - st);
+  }
 }

@@ -50,6 +50,13 @@ float       *stsim_grad_acquire_acc (StsimTape *tape, StsimTensor *t);
 static inline gboolean stsim_needs_grad (const StsimTensor *t) { return t && (t->flags & STSIM_TENSOR_REQUIRES_GRAD); }
 
 /* ---- kernels (kernels.c): vectorised leaf loops ------------------------ */
+/* Leaf loops compiled for AVX-512, AVX2 and baseline x86-64, picked at load time. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define STSIM_CLONES __attribute__((target_clones ("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define STSIM_CLONES
+#endif
+
 /* Parallel when there is enough work: elements per thread below this stay serial. */
 #define STSIM_PAR_MIN 32768
 
@@ -64,4 +71,10 @@ float stsim_k_exp (float x);
 void  stsim_k_exp_inplace (float *x, gint64 n);
 /* y = beta·y + alpha·x */
 void  stsim_k_axpby (float *y, float beta, const float *x, float alpha, gint64 n);
+/* keep[i] = Philox word (start+i) of counter ((start+i)/4, c1, c2, c3), key seed, >= thr;
+ * vectorised and threaded, bit-identical to the scalar block function. */
+void  stsim_k_philox_keep (guint64 seed, guint32 c1, guint32 c2, guint32 c3, gint64 start, gint64 n, guint32 thr,
+                           guint8 *keep);
+/* y = keep ? x·s : 0 (beta 0) or y += that (beta 1). */
+void  stsim_k_mask_scale (float *y, float beta, const float *x, const guint8 *keep, float s, gint64 n);
 void  stsim_dropout_keep (guint64 seed, guint64 step, guint32 op, gint64 start, gint64 n, float p, guint8 *keep);

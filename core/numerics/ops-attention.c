@@ -19,6 +19,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include "numerics-private.h"
+#include "numerics-profile.h"
 
 typedef struct {
   const StsimSeq *seqs;     /* copy in the arena */
@@ -38,6 +39,84 @@ typedef struct {
 
 static inline gint64 seq_keys (const StsimSeq *s) { return s->keys > 0 ? s->keys : s->rows; }
 
+/* Short sequences (keys <= SMALL_KEYS, dh <= SMALL_DH) skip cblas_sgemm: at
+ * 32x32x64 a call costs more in packing and dispatch than its 131 kFLOP.
+ * The loops below keep one operand transposed in a per-thread scratch so
+ * every inner loop is a contiguous axpy the compiler vectorises (no
+ * horizontal sums). One (sequence, head) item runs on one thread in a fixed
+ * order, so results are the same at any thread count. */
+#define SMALL_KEYS 64
+#define SMALL_DH 128
+
+static inline gboolean
+use_small (gint64 Kn, gint64 dh)
+{
+  return Kn <= SMALL_KEYS && dh <= SMALL_DH;
+}
+
+/* t[d*n + j] = a[j*lda + d]: rows [n, dh] of a transposed to [dh, n]. */
+STSIM_CLONES static void
+leaf_transpose (float *restrict t, const float *restrict a, gint64 lda, gint64 n, gint64 dh)
+{
+  for (gint64 j = 0; j < n; j++)
+    for (gint64 d = 0; d < dh; d++)
+      t[d * n + j] = a[j * lda + d];
+}
+
+/* C[r, :n] (=|+=) alpha · Σ_d A[r, d] · Bt[d, :n]   (row strides lda, ldb, ldc; k = inner size). */
+STSIM_CLONES static void
+leaf_rows_times_t (float *restrict C, gint64 ldc, const float *restrict A, gint64 lda, const float *restrict Bt,
+                   gint64 ldb, gint64 R, gint64 k, gint64 n, float alpha, gboolean acc)
+{
+  for (gint64 r = 0; r < R; r++) {
+    float *c = C + r * ldc;
+    const float *a = A + r * lda;
+    float tmp[SMALL_DH > SMALL_KEYS ? SMALL_DH : SMALL_KEYS];
+#pragma omp simd
+    for (gint64 j = 0; j < n; j++)
+      tmp[j] = 0.0f;
+    for (gint64 d = 0; d < k; d++) {
+      float x = a[d];
+      const float *b = Bt + d * ldb;
+#pragma omp simd
+      for (gint64 j = 0; j < n; j++)
+        tmp[j] += x * b[j];
+    }
+    if (acc)
+#pragma omp simd
+      for (gint64 j = 0; j < n; j++)
+        c[j] += alpha * tmp[j];
+    else
+#pragma omp simd
+      for (gint64 j = 0; j < n; j++)
+        c[j] = alpha * tmp[j];
+  }
+}
+
+/* D[j, :dh] += alpha · Σ_r P[r, j] · X[r, :dh]   (Pᵀ·X into rows of stride ldd). */
+STSIM_CLONES static void
+leaf_t_times_rows (float *restrict D, gint64 ldd, const float *restrict P, gint64 R, gint64 Kn,
+                   const float *restrict X, gint64 ldx, gint64 dh, float alpha)
+{
+  for (gint64 j = 0; j < Kn; j++) {
+    float tmp[SMALL_DH];
+#pragma omp simd
+    for (gint64 d = 0; d < dh; d++)
+      tmp[d] = 0.0f;
+    for (gint64 r = 0; r < R; r++) {
+      float p = P[r * Kn + j];
+      const float *x = X + r * ldx;
+#pragma omp simd
+      for (gint64 d = 0; d < dh; d++)
+        tmp[d] += p * x[d];
+    }
+    float *dst = D + j * ldd;
+#pragma omp simd
+    for (gint64 d = 0; d < dh; d++)
+      dst[d] += alpha * tmp[d];
+  }
+}
+
 static void
 attention_backward (StsimTape *tape, StsimNode *node)
 {
@@ -55,6 +134,7 @@ attention_backward (StsimTape *tape, StsimNode *node)
   int nt = omp_get_max_threads ();
   float *scratch = stsim_tape_alloc (tape, (gsize) (2 * c->max_p * nt) * sizeof (float));
   guint8 *keepbuf = stsim_tape_alloc (tape, (gsize) (c->max_p * nt));
+  float *tscratch = stsim_tape_alloc (tape, (gsize) (SMALL_KEYS * SMALL_DH * nt) * sizeof (float));
   gint64 items = (gint64) c->n_seqs * nh;
 
 #pragma omp parallel for schedule(dynamic, 4) if (items > 1)
@@ -78,10 +158,19 @@ attention_backward (StsimTape *tape, StsimNode *node)
         Pd[i] = keep[i] ? P[i] * keep_scale : 0.0f;
       Pused = Pd;
     }
+    gboolean small = use_small (Kn, dh);
+    float *tbuf = tscratch + (gint64) tid * SMALL_KEYS * SMALL_DH;
     /* dPd = dC·Vᵀ */
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) R, (int) Kn, (int) dh,
-                 1.0f, dC, (int) H, vh, (int) c->ldv, 0.0f, dP, (int) Kn);
-    if (gv)
+    if (small) {
+      leaf_transpose (tbuf, vh, c->ldv, Kn, dh);
+      leaf_rows_times_t (dP, Kn, dC, H, tbuf, Kn, R, dh, Kn, 1.0f, FALSE);
+    } else {
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) R, (int) Kn, (int) dh,
+                   1.0f, dC, (int) H, vh, (int) c->ldv, 0.0f, dP, (int) Kn);
+    }
+    if (gv && small)
+      leaf_t_times_rows (dv + s->offset * c->ldv + h * dh, c->ldv, Pused, R, Kn, dC, H, dh, 1.0f);
+    else if (gv)
       cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (int) Kn, (int) dh, (int) R,
                    1.0f, Pused, (int) Kn, dC, (int) H, 1.0f, dv + s->offset * c->ldv + h * dh, (int) c->ldv);
     if (!gq && !gk)
@@ -97,6 +186,13 @@ attention_backward (StsimTape *tape, StsimNode *node)
         dot += dpr[j] * pr[j];
       for (gint64 j = 0; j < Kn; j++)
         dpr[j] = pr[j] * (dpr[j] - dot);
+    }
+    if (small) {
+      if (gq)
+        leaf_rows_times_t (dq + s->offset * c->ldq + h * dh, c->ldq, dP, Kn, kh, c->ldk, R, Kn, dh, scale, TRUE);
+      if (gk)
+        leaf_t_times_rows (dk + s->offset * c->ldk + h * dh, c->ldk, dP, R, Kn, qh, c->ldq, dh, scale);
+      continue;
     }
     if (gq)
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) R, (int) dh, (int) Kn,
@@ -170,6 +266,7 @@ attention_impl (StsimTape *tape, StsimTensor *tq, StsimTensor *tk, StsimTensor *
   c->P = stsim_tape_alloc (tape, (gsize) MAX (rg ? tot : c->max_p * nt, 1) * sizeof (float));
   float *pd_scratch = stsim_tape_alloc (tape, (gsize) MAX (c->max_p * nt, 1) * sizeof (float));
   guint8 *keepbuf = stsim_tape_alloc (tape, (gsize) MAX (c->max_p * nt, 1));
+  float *tscratch = stsim_tape_alloc (tape, (gsize) (SMALL_KEYS * SMALL_DH * nt) * sizeof (float));
 
   const float *q = tq->data, *k = tk->data + c->koff, *v = tv->data + c->voff;
   float scale = 1.0f / sqrtf ((float) dh);
@@ -187,8 +284,15 @@ attention_impl (StsimTape *tape, StsimTensor *tq, StsimTensor *tk, StsimTensor *
     const float *qh = q + s->offset * c->ldq + h * dh;
     const float *kh = k + s->offset * c->ldk + h * dh;
     const float *vh = v + s->offset * c->ldv + h * dh;
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) R, (int) Kn, (int) dh,
-                 scale, qh, (int) c->ldq, kh, (int) c->ldk, 0.0f, P, (int) Kn);
+    gboolean small = use_small (Kn, dh);
+    float *tbuf = tscratch + (gint64) tid * SMALL_KEYS * SMALL_DH;
+    if (small) {
+      leaf_transpose (tbuf, kh, c->ldk, Kn, dh);
+      leaf_rows_times_t (P, Kn, qh, c->ldq, tbuf, Kn, R, dh, Kn, scale, FALSE);
+    } else {
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) R, (int) Kn, (int) dh,
+                   scale, qh, (int) c->ldq, kh, (int) c->ldk, 0.0f, P, (int) Kn);
+    }
     for (gint64 r = 0; r < R; r++)
       stsim_k_softmax_row (P + r * Kn, P + r * Kn, Kn);
     const float *Pused = P;
@@ -200,8 +304,11 @@ attention_impl (StsimTape *tape, StsimTensor *tq, StsimTensor *tk, StsimTensor *
         Pd[i] = keep[i] ? P[i] * keep_scale : 0.0f;
       Pused = Pd;
     }
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) R, (int) dh, (int) Kn,
-                 1.0f, Pused, (int) Kn, vh, (int) c->ldv, 0.0f, out->data + s->offset * H + h * dh, (int) H);
+    if (small)   /* V rows are already [Kn, dh] with the right orientation */
+      leaf_rows_times_t (out->data + s->offset * H + h * dh, H, Pused, Kn, vh, c->ldv, R, Kn, dh, 1.0f, FALSE);
+    else
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) R, (int) dh, (int) Kn,
+                   1.0f, Pused, (int) Kn, vh, (int) c->ldv, 0.0f, out->data + s->offset * H + h * dh, (int) H);
   }
 
   if (rg) {
@@ -219,11 +326,17 @@ StsimTensor *
 stsim_attention (StsimTape *tape, StsimTensor *q, StsimTensor *k, StsimTensor *v,
                  const StsimSeq *seqs, gsize n_seqs, int n_heads, float p_drop)
 {
-  return attention_impl (tape, q, k, v, FALSE, seqs, n_seqs, n_heads, p_drop);
+  STSIM_PROF_BEGIN (t0);
+  StsimTensor *out = attention_impl (tape, q, k, v, FALSE, seqs, n_seqs, n_heads, p_drop);
+  STSIM_PROF_END (t0, "attention.fwd", 0.0);
+  return out;
 }
 
 StsimTensor *
 stsim_attention_qkv (StsimTape *tape, StsimTensor *qkv, const StsimSeq *seqs, gsize n_seqs, int n_heads, float p_drop)
 {
-  return attention_impl (tape, qkv, qkv, qkv, TRUE, seqs, n_seqs, n_heads, p_drop);
+  STSIM_PROF_BEGIN (t0);
+  StsimTensor *out = attention_impl (tape, qkv, qkv, qkv, TRUE, seqs, n_seqs, n_heads, p_drop);
+  STSIM_PROF_END (t0, "attention.fwd", 0.0);
+  return out;
 }

@@ -12,6 +12,7 @@
  *   log     y = log max(x,f) dx += dy / x where x > f
  *   dropout y = x ⊙ keep/(1-p)   dx += dy ⊙ keep/(1-p) */
 #include "numerics-private.h"
+#include "numerics-profile.h"
 
 /* ---- binary ------------------------------------------------------------- */
 
@@ -243,8 +244,7 @@ dropout_backward (StsimTape *tape, StsimNode *node)
   }
   float s = 1.0f / (1.0f - c->p), beta;
   float *dx = stsim_grad_acquire (tape, x, &beta);
-  for (gint64 i = 0; i < n; i++)
-    dx[i] = (beta == 0.0f ? 0.0f : dx[i]) + (keep[i] ? y->grad[i] * s : 0.0f);
+  stsim_k_mask_scale (dx, beta, y->grad, keep, s, n);
 }
 
 static StsimTensor *
@@ -277,8 +277,7 @@ dropout_impl (StsimTape *tape, StsimTensor *x, const guint8 *given, float p)
   }
   StsimTensor *y = stsim_tape_out_like (tape, x, rg);
   float s = 1.0f / (1.0f - p);
-  for (gint64 i = 0; i < n; i++)
-    y->data[i] = keep[i] ? x->data[i] * s : 0.0f;
+  stsim_k_mask_scale (y->data, 0.0f, x->data, keep, s, n);
   if (rg) {
     StsimNode *nd = stsim_tape_record (tape, "dropout", dropout_backward, y, x, NULL, NULL);
     nd->ctx = c;
@@ -286,7 +285,14 @@ dropout_impl (StsimTape *tape, StsimTensor *x, const guint8 *given, float p)
   return y;
 }
 
-StsimTensor *stsim_dropout (StsimTape *tape, StsimTensor *x, float p) { return dropout_impl (tape, x, NULL, p); }
+StsimTensor *
+stsim_dropout (StsimTape *tape, StsimTensor *x, float p)
+{
+  STSIM_PROF_BEGIN (t0);
+  StsimTensor *y = dropout_impl (tape, x, NULL, p);
+  STSIM_PROF_END (t0, "dropout.fwd", 0.0);
+  return y;
+}
 
 StsimTensor *
 stsim_dropout_with_mask (StsimTape *tape, StsimTensor *x, const guint8 *keep, float p)

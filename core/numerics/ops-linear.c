@@ -6,6 +6,7 @@
  * All GEMMs go to cblas_sgemm (OpenBLAS, OpenMP build: one thread pool). */
 #include <cblas.h>
 #include "numerics-private.h"
+#include "numerics-profile.h"
 
 typedef struct {
   StsimActivation act;
@@ -31,13 +32,17 @@ linear_backward (StsimTape *tape, StsimNode *node)
   if (stsim_needs_grad (x)) {
     float beta;
     float *dx = stsim_grad_acquire (tape, x, &beta);
+    STSIM_PROF_BEGIN (t0);
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) N, (int) In, (int) O,
                  1.0f, dpre, (int) O, w->data, (int) In, beta, dx, (int) In);
+    STSIM_PROF_END (t0, "linear.gemm.bwd", 2.0 * N * In * O);
   }
   if (stsim_needs_grad (w)) {
     float *dw = stsim_grad_acquire_acc (tape, w);
+    STSIM_PROF_BEGIN (t0);
     cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (int) O, (int) In, (int) N,
                  1.0f, dpre, (int) O, x->data, (int) In, 1.0f, dw, (int) In);
+    STSIM_PROF_END (t0, "linear.gemm.bwd", 2.0 * N * In * O);
   }
 }
 
@@ -63,9 +68,12 @@ stsim_linear_act (StsimTape *tape, StsimTensor *x, StsimTensor *w, StsimTensor *
   float *pre = y->data;
   if (act == STSIM_ACT_GELU && rg)
     pre = stsim_tape_alloc (tape, (gsize) (N * O) * sizeof (float));
+  STSIM_PROF_BEGIN (t0);
   if (N > 0)
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) N, (int) O, (int) In,
                  1.0f, x->data, (int) In, w->data, (int) In, 0.0f, pre, (int) O);
+  STSIM_PROF_END (t0, "linear.gemm.fwd", 2.0 * N * In * O);
+  STSIM_PROF_BEGIN (t1);
   if (act == STSIM_ACT_GELU && pre == y->data) {
     /* no grad: GELU in place after the bias */
     stsim_k_bias_act_forward (y->data, pre, b ? b->data : NULL, N, O, STSIM_ACT_NONE);
@@ -73,6 +81,7 @@ stsim_linear_act (StsimTape *tape, StsimTensor *x, StsimTensor *w, StsimTensor *
   } else {
     stsim_k_bias_act_forward (y->data, pre, b ? b->data : NULL, N, O, act);
   }
+  STSIM_PROF_END (t1, "linear.epilogue.fwd", 0.0);
   if (rg) {
     StsimNode *n = stsim_tape_record (tape, "linear", linear_backward, y, x, w, b);
     LinearCtx *ctx = stsim_tape_alloc (tape, sizeof (LinearCtx));

@@ -10,6 +10,7 @@
  * Column reductions use fixed row blocks summed in block order, so results
  * do not depend on the thread count. */
 #include "numerics-private.h"
+#include "numerics-profile.h"
 
 #define LN_ROWBLK 64
 
@@ -165,7 +166,10 @@ layer_norm_impl (StsimTape *tape, StsimTensor *x, StsimTensor *res, StsimTensor 
 StsimTensor *
 stsim_layer_norm (StsimTape *tape, StsimTensor *x, StsimTensor *gamma, StsimTensor *beta, float eps)
 {
-  return layer_norm_impl (tape, x, NULL, gamma, beta, eps);
+  STSIM_PROF_BEGIN (t0);
+  StsimTensor *y = layer_norm_impl (tape, x, NULL, gamma, beta, eps);
+  STSIM_PROF_END (t0, "layer_norm.fwd", 0.0);
+  return y;
 }
 
 StsimTensor *
@@ -173,7 +177,10 @@ stsim_add_layer_norm (StsimTape *tape, StsimTensor *x, StsimTensor *residual, St
 {
   if (!residual)
     return NULL;
-  return layer_norm_impl (tape, x, residual, gamma, beta, eps);
+  STSIM_PROF_BEGIN (t0);
+  StsimTensor *y = layer_norm_impl (tape, x, residual, gamma, beta, eps);
+  STSIM_PROF_END (t0, "add_layer_norm.fwd", 0.0);
+  return y;
 }
 
 /* ---- batch norm ----------------------------------------------------------- */

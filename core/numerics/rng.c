@@ -180,14 +180,7 @@ void
 stsim_dropout_keep (guint64 seed, guint64 step, guint32 op, gint64 start, gint64 n, float p, guint8 *keep)
 {
   guint32 thr = p <= 0.0f ? 0u : (guint32) MIN (ldexp ((double) p, 32), 4294967295.0);
-  gint64 i = 0;
-  while (i < n) {
-    gint64 e = start + i;
-    guint32 w[4];
-    philox_block (seed, (guint32) (e >> 2), op, (guint32) step, STSIM_RNG_STREAM_DROPOUT, w);
-    for (int j = (int) (e & 3); j < 4 && i < n; j++, i++)
-      keep[i] = w[j] >= thr;
-  }
+  stsim_k_philox_keep (seed, op, (guint32) step, STSIM_RNG_STREAM_DROPOUT, start, n, thr, keep);
 }
 
 void

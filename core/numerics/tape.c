@@ -1,5 +1,6 @@
 /* tape.c: the autograd tape, tensors in the arena, views and backward. */
 #include "numerics-private.h"
+#include "numerics-profile.h"
 
 StsimTape *
 stsim_tape_new (guint64 seed, gsize initial_arena_bytes)
@@ -312,7 +313,13 @@ stsim_tape_backward (StsimTape *tape, StsimTensor *out, const float *dout, GErro
      * the loss. */
     if (!tensor_has_grad (n->out))
       continue;
+    STSIM_PROF_BEGIN (t0);
     n->backward (tape, n);
+    if (stsim_profile_on) {
+      /* Interned once per op name; only when profiling. */
+      g_autofree char *key = g_strconcat (n->name, ".bwd", NULL);
+      stsim_profile_add (g_intern_string (key), stsim_prof_now () - t0, 0.0);
+    }
   }
   return TRUE;
 }

@@ -683,7 +683,7 @@ r_att (double *const *x, double *y, gpointer u)
     gint64 R = sq->rows, L = sq->rows, Kn = sq->keys ? sq->keys : sq->rows;
     for (int h = 0; h < c->nh; h++) {
       for (gint64 i = 0; i < R; i++) {
-        double sc[64], m = -INFINITY, z = 0;
+        double sc[128], m = -INFINITY, z = 0;
         for (gint64 j = 0; j < L; j++) {
           double d = 0;
           for (gint64 e = 0; e < dh; e++)
@@ -742,6 +742,11 @@ test_attention (void)
   run_att ("attention fused qkv padded", (AttCase) { 12, 6, 3, padded, 3, TRUE, 0 });
   run_att ("attention padded+dropout", (AttCase) { 12, 8, 2, padded, 3, FALSE, 0.3f });
   run_att ("attention packed+dropout qkv", (AttCase) { 8, 8, 2, packed, 3, TRUE, 0.2f });
+  /* More than 64 keys: the cblas_sgemm path (shorter ones use the small-sequence loops). */
+  static const StsimSeq long_padded[2] = { { 0, 72, 66 }, { 72, 3, 3 } };
+  static const StsimSeq long_packed[1] = { { 0, 70, 70 } };
+  run_att ("attention long padded qkv", (AttCase) { 75, 4, 2, long_padded, 2, TRUE, 0 });
+  run_att ("attention long packed+dropout", (AttCase) { 70, 4, 1, long_packed, 1, FALSE, 0.2f });
 }
 
 /* A parameter-store weight accumulates (never overwrites) its gradient. */

@@ -123,6 +123,35 @@ test_dropout_mask_rate (void)
   g_assert_cmpint (diff, >, n / 10);   /* another op index: another mask */
 }
 
+/* The vectorised, threaded mask generator against its definition, written
+ * here with the KAT-checked scalar block function: element e keeps iff word
+ * e%4 of Philox(counter = (e/4, op, step, DROPOUT stream), key = seed) is
+ * >= p·2^32. Odd lengths exercise the partial last block; both thread
+ * counts; a huge seed exercises the high key word. */
+static void
+test_dropout_mask_definition (void)
+{
+  const gint64 n = 70001;
+  const guint64 seeds[] = { 7, G_GUINT64_CONSTANT (0xFEDCBA9876543210) };
+  g_autofree guint8 *m = g_new (guint8, n);
+  int saved = stsim_get_threads ();
+  for (int threads = 1; threads <= 2; threads++)
+    for (gsize si = 0; si < G_N_ELEMENTS (seeds); si++) {
+      stsim_set_threads (threads);
+      guint64 seed = seeds[si];
+      stsim_dropout_mask (seed, 11, 5, n, 0.25f, m);
+      guint32 thr = (guint32) ldexp (0.25, 32);
+      for (gint64 e = 0; e < n; e++) {
+        guint32 ctr[4] = { (guint32) (e >> 2), 5, 11, STSIM_RNG_STREAM_DROPOUT };
+        guint32 key[2] = { (guint32) seed, (guint32) (seed >> 32) }, w[4];
+        stsim_philox4x32_10 (ctr, key, w);
+        if (m[e] != (w[e & 3] >= thr))
+          g_error ("seed %" G_GUINT64_FORMAT ", %d threads: element %" G_GINT64_FORMAT " is %d", seed, threads, e, m[e]);
+      }
+    }
+  stsim_set_threads (saved);
+}
+
 /* A small transformer-like block with every random and parallel op. */
 typedef struct {
   float *out, *gx, *gw;
@@ -233,6 +262,7 @@ main (int argc, char **argv)
   g_test_add_func ("/numerics/rng/streams-seek", test_streams_and_seek);
   g_test_add_func ("/numerics/rng/distributions", test_distributions);
   g_test_add_func ("/numerics/rng/dropout-mask", test_dropout_mask_rate);
+  g_test_add_func ("/numerics/rng/dropout-mask-definition", test_dropout_mask_definition);
   g_test_add_func ("/numerics/rng/threads-bit-identical", test_threads_bit_identical);
   g_test_add_func ("/numerics/rng/eval-mode", test_eval_mode_no_dropout);
   return g_test_run ();
