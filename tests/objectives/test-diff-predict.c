@@ -462,26 +462,7 @@ static const char *const train_texts[] = {
   "the team is a unit", "how big is that part compared to the whole ?", "a man plays the flute .",
 };
 
-static StsimComponent *
-make_component (const char *name, ...)
-{
-  g_autoptr(GError) err = NULL;
-  const StsimRegistryEntry *e = stsim_registry_lookup (reg, STSIM_KIND_OBJECTIVE, name);
-  g_assert_nonnull (e);
-  g_autoptr(StsimParams) params = stsim_params_new (e->desc->params);
-  va_list ap;
-  va_start (ap, name);
-  const char *k;
-  while ((k = va_arg (ap, const char *))) {
-    const char *v = va_arg (ap, const char *);
-    g_assert_true (stsim_params_set (params, k, v, &err));
-  }
-  va_end (ap);
-  g_assert_true (stsim_params_finish (params, &err));
-  StsimComponent *c = stsim_component_new (e->desc, name, g_steal_pointer (&params), NULL, &err);
-  g_assert_no_error (err);
-  return c;
-}
+#define make_component(...) train_test_objective (reg, __VA_ARGS__)
 
 static StsimTensor *
 component_loss (StsimComponent *c, StsimTrainStep *step)

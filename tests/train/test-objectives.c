@@ -32,26 +32,7 @@ rel_err (const float *a, const float *b, gint64 n)
   return num / MAX (den, 1e-30);
 }
 
-static StsimComponent *
-make_objective (const char *name, ...)
-{
-  g_autoptr(GError) err = NULL;
-  va_list ap;
-  const StsimRegistryEntry *e = stsim_registry_lookup (reg, STSIM_KIND_OBJECTIVE, name);
-  g_assert_nonnull (e);
-  g_autoptr(StsimParams) params = stsim_params_new (e->desc->params);
-  va_start (ap, name);
-  const char *k;
-  while ((k = va_arg (ap, const char *))) {
-    const char *v = va_arg (ap, const char *);
-    g_assert_true (stsim_params_set (params, k, v, &err));
-  }
-  va_end (ap);
-  g_assert_true (stsim_params_finish (params, &err));
-  StsimComponent *c = stsim_component_new (e->desc, name, g_steal_pointer (&params), NULL, &err);
-  g_assert_no_error (err);
-  return c;
-}
+#define make_objective(...) train_test_objective (reg, __VA_ARGS__)
 
 static StsimTensor *
 run_loss (StsimComponent *c, StsimTrainStep *step)

@@ -40,3 +40,14 @@ train_test_fixture (const char *first, ...)
   va_end (ap);
   return path;
 }
+
+/* An objective straight from the registry (stsim_component_new_simple, label
+ * = its name, no context), NULL-terminated key, value, ... pairs; fails the
+ * test on any error. */
+#define train_test_objective(reg, name, ...) ({                                      \
+    GError *err_ = NULL;                                                             \
+    StsimComponent *c_ = stsim_component_new_simple ((reg), STSIM_KIND_OBJECTIVE, (name), \
+                                                     (name), NULL, &err_, __VA_ARGS__); \
+    g_assert_no_error (err_);                                                        \
+    g_assert_nonnull (c_);                                                           \
+    c_; })
