@@ -107,6 +107,7 @@ typedef struct {
 } CoreValues;
 
 typedef struct {
+  int   file;  /* index into StsimRecipe.files; G_MAXINT when the error has no place */
   int   line;  /* for sorting; G_MAXINT when the error has no line */
   char *text;
 } RecipeError;
@@ -118,6 +119,31 @@ recipe_error_free (RecipeError *e)
   g_free (e);
 }
 
+/* A file read into the recipe: the recipe itself (index 0) or an include. */
+typedef struct {
+  char *display;  /* as messages name it: the include path joined to the including file's folder */
+  char *canon;    /* absolute, to recognise the same file and cycles */
+  char *dir;      /* absolute folder: what ${recipe_dir} means in the values it writes */
+} RecipeFile;
+
+static void
+recipe_file_free (RecipeFile *f)
+{
+  g_free (f->display);
+  g_free (f->canon);
+  g_free (f->dir);
+  g_free (f);
+}
+
+/* Where a section header or a key was written. */
+typedef struct {
+  int file;  /* index into StsimRecipe.files */
+  int line;  /* 0: --set */
+} Origin;
+
+/* How deep includes may nest (the recipe itself is depth 0). */
+#define MAX_INCLUDE_DEPTH 8
+
 struct _StsimRecipe {
   StsimRegistry *reg;
   char          *path, *dir, *data_dir;
@@ -125,9 +151,12 @@ struct _StsimRecipe {
   GPtrArray     *ordered;   /* Section*, enabled, instantiation order */
   GPtrArray     *core;      /* CoreValues* */
   GPtrArray     *warnings;  /* char*, NULL-terminated when loaded */
+  GPtrArray     *files;     /* RecipeFile*, in the order first read; [0] is the recipe */
+  GPtrArray     *merged;    /* const char* (display names), in merge order, NULL-terminated when loaded */
+  char          *provenance; /* a "# Merged from ..." line carried over from a flattened recipe */
   /* while loading */
   GPtrArray     *errors;    /* RecipeError* */
-  GHashTable    *origin;    /* "section" or "section\037key" -> line (0: --set) */
+  GHashTable    *origin;    /* "section" or "section\037key" -> Origin* (line 0: --set) */
 };
 
 static void
@@ -158,6 +187,9 @@ stsim_recipe_free (StsimRecipe *r)
   g_ptr_array_unref (r->ordered);
   g_ptr_array_unref (r->core);
   g_ptr_array_unref (r->warnings);
+  g_ptr_array_unref (r->files);
+  g_ptr_array_unref (r->merged);
+  g_free (r->provenance);
   if (r->errors)
     g_ptr_array_unref (r->errors);
   if (r->origin)
@@ -167,33 +199,54 @@ stsim_recipe_free (StsimRecipe *r)
 
 /* ---- locations and errors ------------------------------------------------------------ */
 
+#define RECIPE_FILE(r, i) ((RecipeFile *) g_ptr_array_index ((r)->files, (i)))
+
 static char *
 origin_key (const char *section, const char *key)
 {
   return key ? g_strdup_printf ("%s\037%s", section, key) : g_strdup (section);
 }
 
+/* Where @section (and @key) was last written; NULL when nowhere. */
+static const Origin *
+origin_get (StsimRecipe *r, const char *section, const char *key)
+{
+  g_autofree char *k = origin_key (section, key);
+  return g_hash_table_lookup (r->origin, k);
+}
+
 /* The line of @section (and @key); 0 when it came from --set, -1 when unknown. */
 static int
 origin_line (StsimRecipe *r, const char *section, const char *key)
 {
-  g_autofree char *k = origin_key (section, key);
-  gpointer v;
-  return g_hash_table_lookup_extended (r->origin, k, NULL, &v) ? GPOINTER_TO_INT (v) : -1;
+  const Origin *o = origin_get (r, section, key);
+  return o ? o->line : -1;
+}
+
+/* The folder ${recipe_dir} means in the value of @key: that of the file that wrote it. */
+static const char *
+origin_dir (StsimRecipe *r, const char *section, const char *key)
+{
+  const Origin *o = origin_get (r, section, key);
+  return o ? RECIPE_FILE (r, o->file)->dir : r->dir;
 }
 
 static void
-set_origin (StsimRecipe *r, const char *section, const char *key, int line)
+set_origin (StsimRecipe *r, const char *section, const char *key, int file, int line)
 {
-  g_hash_table_replace (r->origin, origin_key (section, key), GINT_TO_POINTER (line));
+  Origin *o = g_new (Origin, 1);
+  o->file = file;
+  o->line = line;
+  g_hash_table_replace (r->origin, origin_key (section, key), o);
 }
 
 static char *
 vlocated (StsimRecipe *r, const char *section, const char *key, const char *fmt, va_list ap)
 {
-  int line = section ? origin_line (r, section, key) : -1;
+  const Origin *o = section ? origin_get (r, section, key) : NULL;
+  int line = o ? o->line : -1;
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  GString *s = g_string_new (r->path);
+  GString *s = g_string_new (line > 0 ? RECIPE_FILE (r, o->file)->display : r->path);
 
   if (line > 0)
     g_string_append_printf (s, ":%d", line);
@@ -208,18 +261,22 @@ vlocated (StsimRecipe *r, const char *section, const char *key, const char *fmt,
 
 /* Takes @text. Lines <= 0 (--set, none) sort after the file's lines. */
 static void
-add_error (StsimRecipe *r, int line, char *text)
+add_error (StsimRecipe *r, int file, int line, char *text)
 {
   RecipeError *e = g_new0 (RecipeError, 1);
+  e->file = line > 0 ? file : G_MAXINT;
   e->line = line > 0 ? line : G_MAXINT;
   e->text = text;
   g_ptr_array_add (r->errors, e);
 }
 
+/* By file (in the order first read: the recipe, then its includes), then line. */
 static int
 compare_errors (gconstpointer a, gconstpointer b)
 {
   const RecipeError *x = *(RecipeError *const *) a, *y = *(RecipeError *const *) b;
+  if (x->file != y->file)
+    return (x->file > y->file) - (x->file < y->file);
   return (x->line > y->line) - (x->line < y->line);
 }
 
@@ -230,9 +287,25 @@ static void
 recipe_error (StsimRecipe *r, const char *section, const char *key, const char *fmt, ...)
 {
   va_list ap;
+  const Origin *o = section ? origin_get (r, section, key) : NULL;
   va_start (ap, fmt);
-  add_error (r, section ? origin_line (r, section, key) : -1, vlocated (r, section, key, fmt, ap));
+  add_error (r, o ? o->file : 0, o ? o->line : -1, vlocated (r, section, key, fmt, ap));
   va_end (ap);
+}
+
+/* An error at @line of file @file, in @section, before the merged recipe exists. */
+static void
+file_error (StsimRecipe *r, int file, int line, const char *section, const char *fmt, ...) G_GNUC_PRINTF (5, 6);
+
+static void
+file_error (StsimRecipe *r, int file, int line, const char *section, const char *fmt, ...)
+{
+  va_list ap;
+  g_autofree char *msg = NULL;
+  va_start (ap, fmt);
+  msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  add_error (r, file, line, g_strdup_printf ("%s:%d: [%s] %s", RECIPE_FILE (r, file)->display, line, section, msg));
 }
 
 static void
@@ -283,64 +356,256 @@ scan_add (GPtrArray *sections, const char *name)
   return s;
 }
 
-/* GKeyFile has no line numbers: find them, and the problems GKeyFile would
- * hide (duplicate sections and keys) or report without a line. */
-static gboolean
-scan_text (StsimRecipe *r, const char *text, gsize length, GPtrArray *sections)
+/* The line of @section (and @key) in one file's @lines; 0 when absent. */
+static int
+scan_line (GHashTable *lines, const char *section, const char *key)
 {
+  g_autofree char *k = origin_key (section, key);
+  return GPOINTER_TO_INT (g_hash_table_lookup (lines, k));
+}
+
+/* The line that stsim_recipe_to_string() writes to say which files were merged. */
+#define MERGED_PREFIX "# Merged from "
+
+/* GKeyFile has no line numbers: find them (into @lines, origin_key -> line), and the
+ * problems GKeyFile would hide (duplicate sections and keys) or report without a line,
+ * in one file, @file. */
+static gboolean
+scan_text (StsimRecipe *r, int file, const char *text, gsize length, GPtrArray *sections, GHashTable *lines)
+{
+  const char *path = RECIPE_FILE (r, file)->display;
   gboolean fatal = FALSE;
 
   g_autofree char *copy = g_strndup (text, length);
-  g_auto(GStrv) lines = g_strsplit (copy, "\n", -1);
+  g_auto(GStrv) split = g_strsplit (copy, "\n", -1);
   ScanSection *cur = NULL;
 
-  for (int i = 0; lines[i]; i++) {
+  for (int i = 0; split[i]; i++) {
     int n = i + 1;
-    char *l = g_strstrip (lines[i]);
+    char *l = g_strstrip (split[i]);
     char *eq;
-    if (*l == '\0' || *l == '#')
+    if (*l == '#') {
+      /* A flattened recipe keeps saying which files it was merged from. */
+      if (file == 0 && !cur && !r->provenance && g_str_has_prefix (l, MERGED_PREFIX))
+        r->provenance = g_strdup (l);
+      continue;
+    }
+    if (*l == '\0')
       continue;
     if (*l == '[') {
       int prev;
       if (l[strlen (l) - 1] != ']') {
-        add_error (r, n, g_strdup_printf ("%s:%d: malformed section header '%s'", r->path, n, l));
+        add_error (r, file, n, g_strdup_printf ("%s:%d: malformed section header '%s'", path, n, l));
         fatal = TRUE;
         cur = NULL;
         continue;
       }
       l[strlen (l) - 1] = '\0';
       l++;
-      if ((prev = origin_line (r, l, NULL)) > 0) {
-        add_error (r, n, g_strdup_printf ("%s:%d: section [%s] appears twice (first at line %d)",
-                                                     r->path, n, l, prev));
+      if ((prev = scan_line (lines, l, NULL)) > 0) {
+        add_error (r, file, n, g_strdup_printf ("%s:%d: section [%s] appears twice (first at line %d)",
+                                                 path, n, l, prev));
         cur = scan_find (sections, l);
         continue;
       }
-      set_origin (r, l, NULL, n);
+      g_hash_table_replace (lines, origin_key (l, NULL), GINT_TO_POINTER (n));
       cur = scan_add (sections, l);
     } else if ((eq = strchr (l, '='))) {
       int prev;
       *eq = '\0';
       g_strstrip (l);
       if (!cur) {
-        add_error (r, n, g_strdup_printf ("%s:%d: key '%s' is outside any section", r->path, n, l));
+        add_error (r, file, n, g_strdup_printf ("%s:%d: key '%s' is outside any section", path, n, l));
         fatal = TRUE;
         continue;
       }
-      if ((prev = origin_line (r, cur->name, l)) > 0) {
-        add_error (r, n, g_strdup_printf ("%s:%d: [%s] key '%s' appears twice (first at line %d)",
-                                                     r->path, n, cur->name, l, prev));
+      if ((prev = scan_line (lines, cur->name, l)) > 0) {
+        add_error (r, file, n, g_strdup_printf ("%s:%d: [%s] key '%s' appears twice (first at line %d)",
+                                                 path, n, cur->name, l, prev));
         continue;
       }
-      set_origin (r, cur->name, l, n);
+      g_hash_table_replace (lines, origin_key (cur->name, l), GINT_TO_POINTER (n));
       g_ptr_array_add (cur->keys, g_strdup (l));
     } else {
-      add_error (r, n, g_strdup_printf ("%s:%d: '%s' is not a [section], a key = value line or a "
-                                                   "# comment", r->path, n, l));
+      add_error (r, file, n, g_strdup_printf ("%s:%d: '%s' is not a [section], a key = value line or a "
+                                               "# comment", path, n, l));
       fatal = TRUE;
     }
   }
   return !fatal;
+}
+
+/* ---- includes and merging ------------------------------------------------------------- */
+
+static const StsimParamSpec include_spec = { "include", STSIM_PARAM_PATH, NULL,
+                                             .blurb = "recipes read before this one" };
+
+/* The index of the file @canon in r->files, registering it if new. */
+static int
+register_file (StsimRecipe *r, const char *display, const char *canon)
+{
+  RecipeFile *f;
+  for (guint i = 0; i < r->files->len; i++)
+    if (strcmp (RECIPE_FILE (r, i)->canon, canon) == 0)
+      return (int) i;
+  f = g_new0 (RecipeFile, 1);
+  f->display = g_strdup (display);
+  f->canon = g_strdup (canon);
+  f->dir = g_path_get_dirname (canon);
+  g_ptr_array_add (r->files, f);
+  return (int) r->files->len - 1;
+}
+
+/* "a.ini -> b.ini -> @last", from @chain[@from] (file indices). */
+static char *
+chain_text (StsimRecipe *r, GArray *chain, guint from, const char *last)
+{
+  GString *s = g_string_new (NULL);
+  for (guint i = from; i < chain->len; i++)
+    g_string_append_printf (s, "%s -> ", RECIPE_FILE (r, g_array_index (chain, int, i))->display);
+  g_string_append (s, last);
+  return g_string_free (s, FALSE);
+}
+
+static gboolean read_file (StsimRecipe *r, int file, const char *text, gsize length, GArray *chain,
+                           GKeyFile *merged, GPtrArray *scanned);
+
+/* Reads the includes named by [run] include of @file (whose key file is @kf) into the merged
+ * recipe, in order. FALSE if any of them is missing or malformed. */
+static gboolean
+read_includes (StsimRecipe *r, int file, GKeyFile *kf, GHashTable *lines, GArray *chain, GKeyFile *merged,
+               GPtrArray *scanned)
+{
+  int line = scan_line (lines, "run", "include");
+  const RecipeFile *f = RECIPE_FILE (r, file);
+  g_autofree char *value = NULL;
+  g_autofree char *including_dir = NULL;
+  g_auto(GStrv) items = NULL;
+  g_autoptr(GError) e = NULL;
+  gboolean ok = TRUE;
+
+  if (line <= 0)
+    return TRUE;
+  if (!(value = g_key_file_get_string (kf, "run", "include", &e))) {
+    file_error (r, file, line, "run", "include: %s", e->message);
+    return FALSE;
+  }
+  if (*g_strstrip (value) == '\0')
+    return TRUE;  /* include = (nothing) */
+  items = g_strsplit (value, ",", -1);
+  for (guint i = 0; items[i]; i++)
+    if (*g_strstrip (items[i]) == '\0') {
+      file_error (r, file, line, "run", "include: empty file name in '%s' (FILE[, FILE...])", value);
+      return FALSE;
+    }
+  including_dir = g_path_get_dirname (f->display);
+  for (guint i = 0; items[i]; i++) {
+    const char *item = items[i];
+    g_autofree char *expanded = NULL, *full = NULL, *canon = NULL, *display = NULL, *text = NULL;
+    gsize len;
+    int sub;
+    gboolean cycle = FALSE;
+
+    if (!stsim_param_parse_check (&include_spec, item, r->data_dir, f->dir, &expanded, &e)) {
+      file_error (r, file, line, "run", "%s", e->message);
+      g_clear_error (&e);
+      ok = FALSE;
+      continue;
+    }
+    /* Relative to the including file's folder, not the working directory. */
+    full = g_path_is_absolute (expanded) ? g_strdup (expanded) : g_build_filename (f->dir, expanded, NULL);
+    canon = g_canonicalize_filename (full, NULL);
+    display = g_path_is_absolute (expanded) || strcmp (including_dir, ".") == 0
+              ? g_strdup (expanded) : g_build_filename (including_dir, expanded, NULL);
+    for (guint j = 0; j < chain->len && !cycle; j++)
+      if (strcmp (RECIPE_FILE (r, g_array_index (chain, int, j))->canon, canon) == 0) {
+        g_autofree char *names = chain_text (r, chain, j, display);
+        file_error (r, file, line, "run", "include cycle: %s", names);
+        cycle = TRUE;
+      }
+    if (cycle) {
+      ok = FALSE;
+      continue;
+    }
+    if (chain->len > MAX_INCLUDE_DEPTH) {
+      g_autofree char *nest = chain_text (r, chain, 0, display);
+      file_error (r, file, line, "run", "include: '%s' nests includes more than %d deep: %s", item,
+                  MAX_INCLUDE_DEPTH, nest);
+      ok = FALSE;
+      continue;
+    }
+    if (!g_file_get_contents (full, &text, &len, &e)) {
+      if (g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        file_error (r, file, line, "run", "include: no file '%s' (%s; paths are relative to the folder of %s)",
+                    item, canon, f->display);
+      else
+        file_error (r, file, line, "run", "include '%s': %s", item, e->message);
+      g_clear_error (&e);
+      ok = FALSE;
+      continue;
+    }
+    sub = register_file (r, display, canon);
+    if (!g_utf8_validate (text, len, NULL)) {
+      file_error (r, file, line, "run", "include '%s': %s is not valid UTF-8", item, RECIPE_FILE (r, sub)->display);
+      ok = FALSE;
+      continue;
+    }
+    g_array_append_val (chain, sub);
+    if (!read_file (r, sub, text, len, chain, merged, scanned)) {
+      file_error (r, file, line, "run", "include '%s': %s has errors (below)",
+                  item, RECIPE_FILE (r, sub)->display);
+      ok = FALSE;
+    }
+    g_array_set_size (chain, chain->len - 1);
+  }
+  return ok;
+}
+
+/* Reads one recipe file into the merged recipe (@merged, @scanned, r->origin): the files
+ * its [run] include names first, in order, then its own sections and keys; a key replaces
+ * the same key read earlier, key by key. @chain: the files including it, outermost first,
+ * ending with @file. FALSE if it or an include could not be read or parsed. */
+static gboolean
+read_file (StsimRecipe *r, int file, const char *text, gsize length, GArray *chain, GKeyFile *merged,
+           GPtrArray *scanned)
+{
+  g_autoptr(GPtrArray) sections = g_ptr_array_new_with_free_func ((GDestroyNotify) scan_section_free);
+  g_autoptr(GHashTable) lines = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autoptr(GError) e = NULL;
+
+  if (!scan_text (r, file, text, length, sections, lines))
+    return FALSE;
+  if (!g_key_file_load_from_data (kf, text, length, G_KEY_FILE_NONE, &e)) {
+    add_error (r, file, 0, g_strdup_printf ("%s: %s", RECIPE_FILE (r, file)->display, e->message));
+    return FALSE;
+  }
+  if (!read_includes (r, file, kf, lines, chain, merged, scanned))
+    return FALSE;
+
+  for (guint i = 0; i < sections->len; i++) {
+    ScanSection *fs = g_ptr_array_index (sections, i);
+    ScanSection *s = scan_find (scanned, fs->name);
+    if (!s) {
+      s = scan_add (scanned, fs->name);
+      set_origin (r, fs->name, NULL, file, scan_line (lines, fs->name, NULL));
+    }
+    for (guint j = 0; j < fs->keys->len; j++) {
+      const char *key = g_ptr_array_index (fs->keys, j);
+      g_autofree char *raw = NULL;
+      if (strcmp (fs->name, "run") == 0 && strcmp (key, "include") == 0)
+        continue;  /* done: the merged recipe has no includes */
+      if (!(raw = g_key_file_get_value (kf, fs->name, key, NULL)))
+        continue;  /* cannot happen: GKeyFile read the same text */
+      if (!origin_get (r, fs->name, key))
+        g_ptr_array_add (s->keys, g_strdup (key));
+      set_origin (r, fs->name, key, file, scan_line (lines, fs->name, key));
+      g_key_file_set_value (merged, fs->name, key, raw);
+    }
+  }
+  if (!g_ptr_array_find (r->merged, RECIPE_FILE (r, file)->display, NULL))
+    g_ptr_array_add (r->merged, RECIPE_FILE (r, file)->display);
+  return TRUE;
 }
 
 /* ---- overrides ----------------------------------------------------------------------- */
@@ -355,17 +620,22 @@ apply_overrides (StsimRecipe *r, GKeyFile *kf, const char *const *overrides, GPt
     char *dot = lhs ? strrchr (lhs, '.') : NULL;
     ScanSection *s;
     if (!dot || dot == lhs || dot[1] == '\0') {
-      add_error (r, 0, g_strdup_printf ("--set '%s': expected SECTION.KEY=VALUE", o));
+      add_error (r, 0, 0, g_strdup_printf ("--set '%s': expected SECTION.KEY=VALUE", o));
       continue;
     }
     *dot = '\0';
+    if (strcmp (lhs, "run") == 0 && strcmp (dot + 1, "include") == 0) {
+      /* Includes are merged before overrides apply: too late to read another file. */
+      add_error (r, 0, 0, g_strdup_printf ("--set '%s': [run] include can only be given in a recipe file", o));
+      continue;
+    }
     if (!(s = scan_find (sections, lhs))) {
       s = scan_add (sections, lhs);
-      set_origin (r, lhs, NULL, 0);
+      set_origin (r, lhs, NULL, 0, 0);
     }
     if (origin_line (r, lhs, dot + 1) < 0)
       g_ptr_array_add (s->keys, g_strdup (dot + 1));
-    set_origin (r, lhs, dot + 1, 0);
+    set_origin (r, lhs, dot + 1, 0, 0);
     {
       g_autofree char *value = g_strstrip (g_strdup (eq + 1));
       g_key_file_set_value (kf, lhs, dot + 1, value);
@@ -407,6 +677,8 @@ set_keys (StsimRecipe *r, GKeyFile *kf, ScanSection *s, StsimParams *params, con
       ok = FALSE;
       continue;
     }
+    /* ${recipe_dir}: the folder of the file that wrote this value (an include's own folder). */
+    stsim_params_set_path_vars (params, r->data_dir, origin_dir (r, s->name, key));
     if (!(value = g_key_file_get_string (kf, s->name, key, &e)) || !stsim_params_set (params, key, value, &e)) {
       recipe_error (r, s->name, key, "%s", e->message);
       ok = FALSE;
@@ -415,6 +687,8 @@ set_keys (StsimRecipe *r, GKeyFile *kf, ScanSection *s, StsimParams *params, con
     if (spec->flags & STSIM_PARAM_DEPRECATED)
       recipe_warning (r, s->name, key, "parameter '%s' is deprecated: %s", key, spec->blurb);
   }
+  /* Defaults, and whoever copies the parameters later, see the recipe's own folder. */
+  stsim_params_set_path_vars (params, r->data_dir, r->dir);
   /* Required keys, each named at the section header. */
   for (const StsimParamSpec *p = specs; p && p->name; p++)
     if ((p->flags & STSIM_PARAM_REQUIRED) && !stsim_params_is_set (params, p->name)) {
@@ -456,6 +730,10 @@ load_component (StsimRecipe *r, GKeyFile *kf, ScanSection *s, StsimKind kind)
   sec->pub.label = sec->label;
   sec->pub.kind = kind;
   sec->pub.line = MAX (origin_line (r, s->name, NULL), 0);
+  {
+    const Origin *o = origin_get (r, s->name, NULL);
+    sec->pub.file = o && o->line > 0 ? RECIPE_FILE (r, o->file)->display : r->path;
+  }
   sec->pub.weight = 1;
   sec->pub.enabled = TRUE;
   g_ptr_array_add (r->sections, sec);
@@ -493,9 +771,10 @@ load_component (StsimRecipe *r, GKeyFile *kf, ScanSection *s, StsimKind kind)
 static void
 load_core (StsimRecipe *r, GKeyFile *kf, ScanSection *s, CoreValues *cv)
 {
+  static const char *const run_only[] = { "include", NULL };  /* read while merging; named in hints */
   g_autofree char *what = g_strdup_printf ("[%s]", cv->core->name);
   cv->present = TRUE;
-  set_keys (r, kf, s, cv->params, NULL, what);
+  set_keys (r, kf, s, cv->params, strcmp (cv->core->name, "run") == 0 ? run_only : NULL, what);
 }
 
 /* [run] defaults that depend on the file name. */
@@ -640,18 +919,21 @@ stsim_recipe_load_data (StsimRegistry *reg, const char *text, gssize length, con
   r->ordered = g_ptr_array_new ();
   r->core = g_ptr_array_new_with_free_func ((GDestroyNotify) core_values_free);
   r->warnings = g_ptr_array_new_with_free_func (g_free);
+  r->files = g_ptr_array_new_with_free_func ((GDestroyNotify) recipe_file_free);
+  r->merged = g_ptr_array_new ();
   r->errors = g_ptr_array_new_with_free_func ((GDestroyNotify) recipe_error_free);
-  r->origin = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  r->origin = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 
   if (!g_utf8_validate (text, len, NULL)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_ENCODING, "%s: not valid UTF-8", path);
     return NULL;
   }
-  parsed = scan_text (r, text, len, scanned);
-  if (parsed && !g_key_file_load_from_data (kf, text, len, G_KEY_FILE_NONE, &e)) {
-    add_error (r, 0, g_strdup_printf ("%s: %s", path, e->message));
-    g_clear_error (&e);
-    parsed = FALSE;
+  {
+    g_autofree char *canon = g_canonicalize_filename (path, NULL);
+    g_autoptr(GArray) chain = g_array_new (FALSE, FALSE, sizeof (int));
+    int top = register_file (r, path, canon);
+    g_array_append_val (chain, top);
+    parsed = read_file (r, top, text, len, chain, kf, scanned);
   }
   if (parsed)
     apply_overrides (r, kf, overrides, scanned);
@@ -714,14 +996,19 @@ stsim_recipe_load_data (StsimRegistry *reg, const char *text, gssize length, con
 
   if (r->errors->len) {
     GString *msg = g_string_new (NULL);
-    g_ptr_array_sort (r->errors, compare_errors);  /* stable: by line, then in the order found */
-    for (guint i = 0; i < r->errors->len; i++)
-      g_string_append_printf (msg, "%s%s", i ? "\n" : "", ((RecipeError *) g_ptr_array_index (r->errors, i))->text);
+    g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+    g_ptr_array_sort (r->errors, compare_errors);  /* stable: by file and line, then in the order found */
+    for (guint i = 0; i < r->errors->len; i++) {
+      const char *text = ((RecipeError *) g_ptr_array_index (r->errors, i))->text;
+      if (g_hash_table_add (seen, (gpointer) text))  /* a file included twice says it once */
+        g_string_append_printf (msg, "%s%s", msg->len ? "\n" : "", text);
+    }
     g_set_error_literal (error, STSIM_ERROR, STSIM_ERROR_RECIPE, msg->str);
     g_string_free (msg, TRUE);
     return NULL;
   }
   g_ptr_array_add (r->warnings, NULL);
+  g_ptr_array_add (r->merged, NULL);
   g_clear_pointer (&r->errors, g_ptr_array_unref);
   g_clear_pointer (&r->origin, g_hash_table_unref);
   return g_steal_pointer (&r);
@@ -749,6 +1036,7 @@ stsim_recipe_load (StsimRegistry *reg, const char *path, const char *const *over
 
 const char *stsim_recipe_get_path (const StsimRecipe *r) { return r->path; }
 const char *stsim_recipe_get_data_dir (const StsimRecipe *r) { return r->data_dir; }
+const char *const *stsim_recipe_get_files (const StsimRecipe *r) { return (const char *const *) r->merged->pdata; }
 
 const StsimParams *
 stsim_recipe_get_core (const StsimRecipe *r, const char *section)
@@ -832,7 +1120,7 @@ stsim_recipe_instantiate (const StsimRecipe *r, StsimContext *ctx, GError **erro
     StsimComponent *c = stsim_component_new (s->pub.entry->desc, s->label, stsim_params_copy (s->params), ctx,
                                              error);
     if (!c || !stsim_context_add (ctx, c, error)) {
-      g_prefix_error (error, "%s:%d: ", r->path, s->pub.line);
+      g_prefix_error (error, "%s:%d: ", s->pub.file, s->pub.line);
       return FALSE;
     }
   }
@@ -883,6 +1171,12 @@ stsim_recipe_to_string (const StsimRecipe *r)
   g_autoptr(GPtrArray) plugins = g_ptr_array_new ();
 
   g_string_append_printf (out, "# Resolved recipe: every value explicit. Written by stsim %s.\n", STSIM_VERSION);
+  if (r->merged->len > 2) {  /* NULL-terminated: more than one file */
+    g_autofree char *names = g_strjoinv (", ", (char **) r->merged->pdata);
+    g_string_append_printf (out, MERGED_PREFIX "%s (in this order; later values win).\n", names);
+  } else if (r->provenance) {
+    g_string_append_printf (out, "%s\n", r->provenance);
+  }
   for (guint i = 0; i < r->sections->len; i++) {
     const Section *s = g_ptr_array_index (r->sections, i);
     if (!g_ptr_array_find (plugins, s->pub.entry, NULL)) {

@@ -13,12 +13,19 @@
  * not components ([run], and whatever later layers register, e.g. [train])
  * are described by a parameter table like a component.
  *
+ * [run] include = FILE[, FILE...] merges other recipes under this one: they are
+ * read first, in order (paths relative to the including file's folder; includes
+ * nest up to 8 deep, a cycle is an error), then this file, a later key replacing
+ * the same key read earlier. ${recipe_dir} in a value is the folder of the file
+ * that wrote it. The loaded recipe is the merge: it has no include key.
+ *
  * stsim_recipe_load() collects every error of a recipe (unknown section kind,
  * unknown component, unknown key, wrong type, out of range, missing required
  * key, missing `use`, dangling or mistyped reference, reference cycle) and
  * returns them together in one STSIM_ERROR_RECIPE error, one per line, each
- * as "FILE:LINE: [section] ..." with the nearest valid name where there is
- * one; values that came from an override say "(from --set)".
+ * as "FILE:LINE: [section] ..." (FILE: the included file when that is where
+ * the line is) with the nearest valid name where there is one; values that
+ * came from an override say "(from --set)".
  *
  *   g_autoptr(StsimRecipe) r = stsim_recipe_load (reg, "recipes/quickstart.ini",
  *                                                 overrides, NULL, &err);
@@ -47,6 +54,7 @@ typedef struct {
   double                    weight;   /* objectives; 1 otherwise */
   gboolean                  enabled;
   int                       line;     /* of the section header; 0 when it came from --set */
+  const char               *file;     /* the file of that header: the recipe or an included file */
 } StsimRecipeComponent;
 
 /* Registers a core section (not a component) described by @specs, which must
@@ -73,6 +81,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimRecipe, stsim_recipe_free)
 
 const char *stsim_recipe_get_path     (const StsimRecipe *recipe);
 const char *stsim_recipe_get_data_dir (const StsimRecipe *recipe);
+/* The files merged into the recipe, NULL-terminated, in the order merged: the
+ * files [run] include names (recursively, each before the file that includes
+ * it), then the recipe itself, last. Just the recipe when it has no includes. */
+const char *const *stsim_recipe_get_files (const StsimRecipe *recipe);
 /* [run] values. */
 const char *stsim_recipe_get_name     (const StsimRecipe *recipe);
 const char *stsim_recipe_get_output   (const StsimRecipe *recipe);
@@ -102,7 +114,7 @@ StsimContext *stsim_recipe_new_context (const StsimRecipe *recipe);
 gboolean      stsim_recipe_instantiate (const StsimRecipe *recipe, StsimContext *ctx, GError **error);
 
 /* The fully resolved recipe as INI text: a header comment (stsim and plugin
- * versions), [run] and the other core sections given, then one section per
+ * versions; the files merged, when there were includes), [run] and the other core sections given, then one section per
  * component, `use` first, every value explicit. Loading this text again gives
  * the same text. */
 char     *stsim_recipe_to_string      (const StsimRecipe *recipe);
