@@ -574,6 +574,39 @@ stsim_safetensors_read_i64 (const StsimSafetensors *st, const char *name, const 
   return TRUE;
 }
 
+/* Every element of @name, as read_f32 (@as_f32) or read_i64 would give them. */
+static gpointer
+dup_tensor (const StsimSafetensors *st, const char *name, gboolean as_f32, gsize *n_out, GError **error)
+{
+  g_return_val_if_fail (st != NULL && name != NULL, NULL);
+  const StsimTensorInfo *t = lookup_or_error (st, name, error);
+  if (!t)
+    return NULL;
+  /* +1: a tensor with a zero dimension still yields a non-NULL array. */
+  gpointer out = g_malloc_n (t->n_elements + 1, as_f32 ? sizeof (float) : sizeof (gint64));
+  gboolean ok = as_f32 ? stsim_safetensors_read_f32 (st, name, t->shape, t->n_dims, out, error)
+                       : stsim_safetensors_read_i64 (st, name, t->shape, t->n_dims, out, error);
+  if (!ok) {
+    g_free (out);
+    return NULL;
+  }
+  if (n_out)
+    *n_out = t->n_elements;
+  return out;
+}
+
+float *
+stsim_safetensors_dup_f32 (const StsimSafetensors *st, const char *name, gsize *n_out, GError **error)
+{
+  return dup_tensor (st, name, TRUE, n_out, error);
+}
+
+gint64 *
+stsim_safetensors_dup_i64 (const StsimSafetensors *st, const char *name, gsize *n_out, GError **error)
+{
+  return dup_tensor (st, name, FALSE, n_out, error);
+}
+
 const char *
 stsim_safetensors_get_metadata (const StsimSafetensors *st, const char *key)
 {

@@ -78,3 +78,29 @@ void  stsim_k_philox_keep (guint64 seed, guint32 c1, guint32 c2, guint32 c3, gin
 /* y = keep ? x·s : 0 (beta 0) or y += that (beta 1). */
 void  stsim_k_mask_scale (float *y, float beta, const float *x, const guint8 *keep, float s, gint64 n);
 void  stsim_dropout_keep (guint64 seed, guint64 step, guint32 op, gint64 start, gint64 n, float p, guint8 *keep);
+
+/* ---- batch norm over a batch split across processes (ops-norm.c) ------- */
+/* How the processes that each hold some rows of one batch share its
+ * statistics (core/train/dist.c supplies an MPI all-reduce). */
+typedef struct {
+  /* Sums @n doubles in place, element by element, over every process; each
+   * process calls it in the same order. FALSE with @error set on failure. */
+  gboolean (*sum) (double *buf, gsize n, gpointer user_data, GError **error);
+  /* Takes (owns) the error of a sum that failed inside the backward pass,
+   * which cannot return one; dx then stays this process's own. */
+  void     (*backward_failed) (GError *error, gpointer user_data);
+  gpointer user_data;
+} StsimBnStatsHook;
+
+/* stsim_batch_norm of this process's rows x [n >= 1, C] with the statistics
+ * of the whole batch (N >= 2 rows over all processes): the forward sums the
+ * column sums, the row count and the centred squares through @hook; the
+ * backward sums Σdy and Σdy·x̂, so dx equals the one-process gradient of
+ * these rows while dγ, dβ are this process's share (a gradient all-reduce
+ * adds them up). Running statistics get the batch's mean and unbiased
+ * variance, identical on every process. A failed sum in the forward: NULL
+ * with a critical. The same kernel as stsim_batch_norm, which is this op
+ * with no hook. */
+StsimTensor *stsim_batch_norm_shared (StsimTape *tape, StsimTensor *x, StsimTensor *gamma, StsimTensor *beta,
+                                      float *running_mean, float *running_var, float momentum, float eps,
+                                      const StsimBnStatsHook *hook);

@@ -6,6 +6,7 @@
  *                g = dy⊙γ ; ds = rstd·(g - mean(g) - x̂·mean(g⊙x̂)) ; dγ += Σ_rows dy⊙x̂ ; dβ += Σ_rows dy
  *   batch norm   μ, σ² (biased) per column over rows; x̂ = (x-μ)/sqrt(σ²+eps); y = x̂⊙γ + β
  *                dx = rstd/N · (N·g - Σ_rows g - x̂·Σ_rows(g⊙x̂)), g = dy⊙γ
+ *                (rows: the whole batch, also when processes each hold a part)
  *   l2 normalize y = x / max(‖x‖, eps) per row; dx = (dy - y·(y·dy))/‖x‖ (or dy/eps when clamped)
  * Column reductions use fixed row blocks summed in block order, so results
  * do not depend on the thread count. */
@@ -185,9 +186,15 @@ stsim_add_layer_norm (StsimTape *tape, StsimTensor *x, StsimTensor *residual, St
 
 /* ---- batch norm ----------------------------------------------------------- */
 
+/* With a statistics hook (stsim_batch_norm_shared) x holds this process's n
+ * rows of a batch of N over all processes: every column sum below is summed
+ * through the hook before it is used, so that mean, variance and dx are
+ * those of the whole batch, while dγ, dβ stay this process's share. Without
+ * a hook n == N and no sum goes anywhere. */
 typedef struct {
   float *mean, *rstd;
-  gint64 N, C;
+  gint64 n, N, C;   /* this process's rows, the batch's rows, columns */
+  StsimBnStatsHook hook;
 } BnCtx;
 
 static void
@@ -195,33 +202,49 @@ batch_norm_backward (StsimTape *tape, StsimNode *node)
 {
   BnCtx *c = node->ctx;
   StsimTensor *x = node->in[0], *gm = node->in[1], *bt = node->in[2], *y = node->out;
-  gint64 N = c->N, C = c->C;
+  const gint64 n = c->n, N = c->N, C = c->C;
   const float *dy = y->grad;
-  double *sg = stsim_tape_alloc (tape, sizeof (double) * 2 * C), *sgx = sg + C;
+  /* [Σdy | Σdy·x̂] over this process's rows, then (with a hook) the same
+   * over the batch. */
+  const gint64 ns = c->hook.sum ? 4 * C : 2 * C;
+  double *s = stsim_tape_alloc (tape, sizeof (double) * ns);
   for (gint64 k = 0; k < 2 * C; k++)
-    sg[k] = 0.0;
+    s[k] = 0.0;
   /* Per column sums in row order (deterministic); g = dy⊙γ. */
-  for (gint64 r = 0; r < N; r++)
+  for (gint64 r = 0; r < n; r++)
     for (gint64 k = 0; k < C; k++) {
       float xh = (x->data[r * C + k] - c->mean[k]) * c->rstd[k];
       float g = dy[r * C + k];
-      sg[k] += g;
-      sgx[k] += (double) g * xh;
+      s[k] += g;
+      s[C + k] += (double) g * xh;
     }
+  const double *sg = s, *sgx = s + C;
+  if (c->hook.sum) {
+    memcpy (s + 2 * C, s, sizeof (double) * 2 * C);
+    GError *err = NULL;
+    if (c->hook.sum (s + 2 * C, 2 * C, c->hook.user_data, &err)) {
+      sg = s + 2 * C;
+      sgx = s + 3 * C;
+    } else {
+      /* A backward cannot fail: the hook's owner gets the error, dx stays
+       * this process's own. */
+      c->hook.backward_failed (err, c->hook.user_data);
+    }
+  }
   if (stsim_needs_grad (gm)) {
     float *dg = stsim_grad_acquire_acc (tape, gm);
     for (gint64 k = 0; k < C; k++)
-      dg[k] += (float) sgx[k];
+      dg[k] += (float) s[C + k];
   }
   if (stsim_needs_grad (bt)) {
     float *db = stsim_grad_acquire_acc (tape, bt);
     for (gint64 k = 0; k < C; k++)
-      db[k] += (float) sg[k];
+      db[k] += (float) s[k];
   }
   if (stsim_needs_grad (x)) {
     float beta;
     float *dx = stsim_grad_acquire (tape, x, &beta);
-    for (gint64 r = 0; r < N; r++)
+    for (gint64 r = 0; r < n; r++)
       for (gint64 k = 0; k < C; k++) {
         float gam = gm ? gm->data[k] : 1.0f;
         float xh = (x->data[r * C + k] - c->mean[k]) * c->rstd[k];
@@ -232,41 +255,69 @@ batch_norm_backward (StsimTape *tape, StsimNode *node)
   }
 }
 
-StsimTensor *
-stsim_batch_norm (StsimTape *tape, StsimTensor *x, StsimTensor *gamma, StsimTensor *beta,
-                  float *running_mean, float *running_var, float momentum, float eps)
+/* Sums @n doubles through the hook; FALSE with a critical naming @who. */
+static gboolean
+bn_hook_sum (const StsimBnStatsHook *hook, double *buf, gint64 n, const char *who)
+{
+  GError *err = NULL;
+  if (!hook->sum || hook->sum (buf, (gsize) n, hook->user_data, &err))
+    return TRUE;
+  g_critical ("%s: %s", who, err->message);
+  g_error_free (err);
+  return FALSE;
+}
+
+static StsimTensor *
+batch_norm_impl (StsimTape *tape, StsimTensor *x, StsimTensor *gamma, StsimTensor *beta, float *running_mean,
+                 float *running_var, float momentum, float eps, const StsimBnStatsHook *hook, const char *who)
 {
   g_return_val_if_fail (tape != NULL, NULL);
   if (!x)
     return NULL;
   char b1[64];
-  gint64 C = stsim_tensor_cols (x), N = stsim_tensor_rows (x);
-  if (x->ndim != 2 || N < 2 || (gamma && gamma->numel != C) || (beta && beta->numel != C)
+  const gint64 C = stsim_tensor_cols (x), n = stsim_tensor_rows (x);
+  /* A process may hold a single row of the batch; the batch needs two. */
+  const gint64 min_rows = hook->sum ? 1 : 2;
+  if (x->ndim != 2 || n < min_rows || (gamma && gamma->numel != C) || (beta && beta->numel != C)
       || (!gamma) != (!beta) || !(eps >= 0.0f)) {
-    g_critical ("stsim_batch_norm: x %s must be [N >= 2, C] with gamma and beta both [C] or both NULL",
-                stsim_tensor_shape_string (x, b1, sizeof b1));
+    g_critical ("%s: x %s must be [%s >= %d, C] with gamma and beta both [C] or both NULL", who,
+                stsim_tensor_shape_string (x, b1, sizeof b1), hook->sum ? "n" : "N", (int) min_rows);
     return NULL;
   }
-  gboolean rg = stsim_tape_wants_grad (tape, x, gamma, beta);
-  StsimTensor *y = stsim_tape_out_like (tape, x, rg);
-  BnCtx *c = stsim_tape_alloc (tape, sizeof (BnCtx));
-  c->N = N;
-  c->C = C;
-  c->mean = stsim_tape_alloc (tape, sizeof (float) * C);
-  c->rstd = stsim_tape_alloc (tape, sizeof (float) * C);
-  double *sum = stsim_tape_alloc (tape, sizeof (double) * 2 * C), *sq = sum + C;
-  for (gint64 k = 0; k < 2 * C; k++)
-    sum[k] = 0.0;
-  for (gint64 r = 0; r < N; r++)
+  /* [Σx | rows | Σ(x-μ)²]: two passes (mean, then centred squares), each
+   * column sum in double and in row order. */
+  double *st = stsim_tape_alloc (tape, sizeof (double) * (2 * C + 1)), *sum = st, *sq = st + C + 1;
+  for (gint64 k = 0; k < 2 * C + 1; k++)
+    st[k] = 0.0;
+  for (gint64 r = 0; r < n; r++)
     for (gint64 k = 0; k < C; k++)
       sum[k] += x->data[r * C + k];
+  st[C] = (double) n;
+  if (!bn_hook_sum (hook, st, C + 1, who))
+    return NULL;
+  const gint64 N = (gint64) st[C];
+  if (N < 2) {
+    g_critical ("%s: %" G_GINT64_FORMAT " rows over all processes; batch norm needs 2", who, N);
+    return NULL;
+  }
   for (gint64 k = 0; k < C; k++)
     sum[k] /= (double) N;
-  for (gint64 r = 0; r < N; r++)
+  for (gint64 r = 0; r < n; r++)
     for (gint64 k = 0; k < C; k++) {
       double d = x->data[r * C + k] - sum[k];
       sq[k] += d * d;
     }
+  if (!bn_hook_sum (hook, sq, C, who))
+    return NULL;
+  gboolean rg = stsim_tape_wants_grad (tape, x, gamma, beta);
+  StsimTensor *y = stsim_tape_out_like (tape, x, rg);
+  BnCtx *c = stsim_tape_alloc (tape, sizeof (BnCtx));
+  c->n = n;
+  c->N = N;
+  c->C = C;
+  c->hook = *hook;
+  c->mean = stsim_tape_alloc (tape, sizeof (float) * C);
+  c->rstd = stsim_tape_alloc (tape, sizeof (float) * C);
   for (gint64 k = 0; k < C; k++) {
     double var = sq[k] / (double) N;
     c->mean[k] = (float) sum[k];
@@ -277,16 +328,35 @@ stsim_batch_norm (StsimTape *tape, StsimTensor *x, StsimTensor *gamma, StsimTens
     if (running_var)
       running_var[k] = (1.0f - momentum) * running_var[k] + momentum * (float) (sq[k] / (double) (N - 1));
   }
-  for (gint64 r = 0; r < N; r++)
+  for (gint64 r = 0; r < n; r++)
     for (gint64 k = 0; k < C; k++) {
       float xh = (x->data[r * C + k] - c->mean[k]) * c->rstd[k];
       y->data[r * C + k] = gamma ? xh * gamma->data[k] + beta->data[k] : xh;
     }
   if (rg) {
-    StsimNode *n = stsim_tape_record (tape, "batch_norm", batch_norm_backward, y, x, gamma, beta);
-    n->ctx = c;
+    StsimNode *node = stsim_tape_record (tape, hook->sum ? "batch_norm_shared" : "batch_norm", batch_norm_backward,
+                                         y, x, gamma, beta);
+    node->ctx = c;
   }
   return y;
+}
+
+StsimTensor *
+stsim_batch_norm (StsimTape *tape, StsimTensor *x, StsimTensor *gamma, StsimTensor *beta,
+                  float *running_mean, float *running_var, float momentum, float eps)
+{
+  static const StsimBnStatsHook none = { NULL, NULL, NULL };
+  return batch_norm_impl (tape, x, gamma, beta, running_mean, running_var, momentum, eps, &none, "stsim_batch_norm");
+}
+
+StsimTensor *
+stsim_batch_norm_shared (StsimTape *tape, StsimTensor *x, StsimTensor *gamma, StsimTensor *beta,
+                         float *running_mean, float *running_var, float momentum, float eps,
+                         const StsimBnStatsHook *hook)
+{
+  g_return_val_if_fail (hook != NULL && hook->sum != NULL && hook->backward_failed != NULL, NULL);
+  return batch_norm_impl (tape, x, gamma, beta, running_mean, running_var, momentum, eps, hook,
+                          "stsim_batch_norm_shared");
 }
 
 /* ---- L2 normalisation ------------------------------------------------------ */

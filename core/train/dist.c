@@ -1,13 +1,13 @@
 /* dist.c: the MPI layer of data-parallel training (dist.h,
  * docs/distributed.md): world setup, the few collectives the trainer needs,
- * and batch norm with statistics over every rank's rows. Without MPI (meson
+ * and the hook that gives batch norm statistics over every rank's rows
+ * (the kernel is core/numerics/ops-norm.c's). Without MPI (meson
  * -Dmpi=disabled, or no launcher) the world is one rank and each collective
  * is the identity. */
 #include "stsim-config.h"
 #include "train/dist.h"
 #include "numerics/numerics-private.h"
 
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -255,139 +255,33 @@ stsim_dist_take_error (GError **error)
 }
 
 /* ---- batch norm over every rank's rows ------------------------------------------ */
+/* The kernel is numerics' (stsim_batch_norm_shared); the ranks share its
+ * column sums through these. */
 
-typedef struct {
-  float *mean, *rstd;
-  gint64 n, N, C;   /* this rank's rows, all ranks' rows, columns */
-} DistBnCtx;
+static gboolean
+dist_bn_sum (double *buf, gsize n, gpointer user_data, GError **error)
+{
+  (void) user_data;
+  return stsim_dist_sum_f64 (buf, n, error);
+}
 
 static void
-dist_bn_backward (StsimTape *tape, StsimNode *node)
+dist_bn_backward_failed (GError *error, gpointer user_data)
 {
-  DistBnCtx *c = node->ctx;
-  StsimTensor *x = node->in[0], *gm = node->in[1], *bt = node->in[2], *y = node->out;
-  const gint64 n = c->n, N = c->N, C = c->C;
-  const float *dy = y->grad;
-  /* [local Σdy | local Σdy·x̂ | global Σdy | global Σdy·x̂] */
-  double *s = stsim_tape_alloc (tape, sizeof (double) * 4 * C);
-  for (gint64 k = 0; k < 2 * C; k++)
-    s[k] = 0.0;
-  for (gint64 r = 0; r < n; r++)
-    for (gint64 k = 0; k < C; k++) {
-      float xh = (x->data[r * C + k] - c->mean[k]) * c->rstd[k];
-      float g = dy[r * C + k];
-      s[k] += g;
-      s[C + k] += (double) g * xh;
-    }
-  memcpy (s + 2 * C, s, sizeof (double) * 2 * C);
-  GError *err = NULL;
-  if (!stsim_dist_sum_f64 (s + 2 * C, 2 * C, &err)) {
-    /* Keep the first error for the trainer; the gradient stays local. */
-    if (!dist_pending_error)
-      dist_pending_error = err;
-    else
-      g_error_free (err);
-  }
-  const double *sg = s + 2 * C, *sgx = s + 3 * C;
-  /* γ and β: this rank's share; the gradient all-reduce adds the others. */
-  if (stsim_needs_grad (gm)) {
-    float *dg = stsim_grad_acquire_acc (tape, gm);
-    for (gint64 k = 0; k < C; k++)
-      dg[k] += (float) s[C + k];
-  }
-  if (stsim_needs_grad (bt)) {
-    float *db = stsim_grad_acquire_acc (tape, bt);
-    for (gint64 k = 0; k < C; k++)
-      db[k] += (float) s[k];
-  }
-  if (stsim_needs_grad (x)) {
-    float beta;
-    float *dx = stsim_grad_acquire (tape, x, &beta);
-    for (gint64 r = 0; r < n; r++)
-      for (gint64 k = 0; k < C; k++) {
-        float gam = gm ? gm->data[k] : 1.0f;
-        float xh = (x->data[r * C + k] - c->mean[k]) * c->rstd[k];
-        float d = gam * c->rstd[k] / (float) N
-                  * ((float) N * dy[r * C + k] - (float) sg[k] - xh * (float) sgx[k]);
-        dx[r * C + k] = (beta == 0.0f ? 0.0f : dx[r * C + k]) + d;
-      }
-  }
+  (void) user_data;
+  /* Keep the first error for the trainer (stsim_dist_take_error). */
+  if (!dist_pending_error)
+    dist_pending_error = error;
+  else
+    g_error_free (error);
 }
 
 StsimTensor *
 stsim_dist_batch_norm (StsimTape *tape, StsimTensor *x, StsimTensor *gamma, StsimTensor *beta,
                        float *running_mean, float *running_var, float momentum, float eps)
 {
-  g_return_val_if_fail (tape != NULL, NULL);
+  static const StsimBnStatsHook hook = { dist_bn_sum, dist_bn_backward_failed, NULL };
   if (dist_size == 1)
     return stsim_batch_norm (tape, x, gamma, beta, running_mean, running_var, momentum, eps);
-  if (!x)
-    return NULL;
-  char b1[64];
-  const gint64 C = stsim_tensor_cols (x), n = stsim_tensor_rows (x);
-  if (x->ndim != 2 || n < 1 || (gamma && gamma->numel != C) || (beta && beta->numel != C) || (!gamma) != (!beta) ||
-      !(eps >= 0.0f)) {
-    g_critical ("stsim_dist_batch_norm: x %s must be [n >= 1, C] with gamma and beta both [C] or both NULL",
-                stsim_tensor_shape_string (x, b1, sizeof b1));
-    return NULL;
-  }
-  /* Two passes as stsim_batch_norm (mean, then centred squares), each
-   * summed over the ranks in double. */
-  double *st = stsim_tape_alloc (tape, sizeof (double) * (2 * C + 1)), *sum = st, *sq = st + C;
-  for (gint64 k = 0; k < 2 * C + 1; k++)
-    st[k] = 0.0;
-  for (gint64 r = 0; r < n; r++)
-    for (gint64 k = 0; k < C; k++)
-      sum[k] += x->data[r * C + k];
-  st[2 * C] = (double) n;
-  GError *err = NULL;
-  if (!stsim_dist_sum_f64 (sum, C, &err) || !stsim_dist_sum_f64 (st + 2 * C, 1, &err)) {
-    g_critical ("stsim_dist_batch_norm: %s", err->message);
-    g_error_free (err);
-    return NULL;
-  }
-  const gint64 N = (gint64) st[2 * C];
-  for (gint64 k = 0; k < C; k++)
-    sum[k] /= (double) N;
-  for (gint64 r = 0; r < n; r++)
-    for (gint64 k = 0; k < C; k++) {
-      double d = x->data[r * C + k] - sum[k];
-      sq[k] += d * d;
-    }
-  if (!stsim_dist_sum_f64 (sq, C, &err)) {
-    g_critical ("stsim_dist_batch_norm: %s", err->message);
-    g_error_free (err);
-    return NULL;
-  }
-  if (N < 2) {
-    g_critical ("stsim_dist_batch_norm: %" G_GINT64_FORMAT " rows over all ranks; batch norm needs 2", N);
-    return NULL;
-  }
-  gboolean rg = stsim_tape_wants_grad (tape, x, gamma, beta);
-  StsimTensor *y = stsim_tape_out_like (tape, x, rg);
-  DistBnCtx *c = stsim_tape_alloc (tape, sizeof (DistBnCtx));
-  c->n = n;
-  c->N = N;
-  c->C = C;
-  c->mean = stsim_tape_alloc (tape, sizeof (float) * C);
-  c->rstd = stsim_tape_alloc (tape, sizeof (float) * C);
-  for (gint64 k = 0; k < C; k++) {
-    double var = sq[k] / (double) N;
-    c->mean[k] = (float) sum[k];
-    c->rstd[k] = (float) (1.0 / sqrt (var + eps));
-    if (running_mean)
-      running_mean[k] = (1.0f - momentum) * running_mean[k] + momentum * (float) sum[k];
-    if (running_var)
-      running_var[k] = (1.0f - momentum) * running_var[k] + momentum * (float) (sq[k] / (double) (N - 1));
-  }
-  for (gint64 r = 0; r < n; r++)
-    for (gint64 k = 0; k < C; k++) {
-      float xh = (x->data[r * C + k] - c->mean[k]) * c->rstd[k];
-      y->data[r * C + k] = gamma ? xh * gamma->data[k] + beta->data[k] : xh;
-    }
-  if (rg) {
-    StsimNode *node = stsim_tape_record (tape, "dist_batch_norm", dist_bn_backward, y, x, gamma, beta);
-    node->ctx = c;
-  }
-  return y;
+  return stsim_batch_norm_shared (tape, x, gamma, beta, running_mean, running_var, momentum, eps, &hook);
 }

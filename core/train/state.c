@@ -18,6 +18,7 @@
 #include <string.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include "stsim/stsim-safetensors.h"
 
 #define STATE_FILE "state.safetensors"
 #define STATE_KEY "stsim.train_state"
@@ -47,9 +48,8 @@ stsim_trainer_save_state (StsimTrainer *tr, GError **error)
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "cannot create %s: %s", tr->state_dir, g_strerror (e));
     return FALSE;
   }
-  g_autoptr(StsimStWriter) w = stsim_st_writer_new ();
+  g_autoptr(StsimSafetensorsWriter) w = stsim_safetensors_writer_new ();
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "version");
   json_builder_add_int_value (b, STATE_VERSION);
@@ -100,33 +100,34 @@ stsim_trainer_save_state (StsimTrainer *tr, GError **error)
     json_builder_set_member_name (b, "adam_t");
     json_builder_add_int_value (b, stsim_adamw_get_t (opt));
     json_builder_end_object (b);
-    char *k1 = g_strdup_printf ("%u.%s.param", i, name);
-    char *k2 = g_strdup_printf ("%u.%s.adam_m", i, name);
-    char *k3 = g_strdup_printf ("%u.%s.adam_v", i, name);
-    stsim_st_writer_add (w, k1, "F32", 1, &n, data, n * sizeof (float));
-    stsim_st_writer_add (w, k2, "F32", 1, &nm, m, nm * sizeof (float));
-    stsim_st_writer_add (w, k3, "F32", 1, &nv, v, nv * sizeof (float));
-    g_ptr_array_add (names, k1);
-    g_ptr_array_add (names, k2);
-    g_ptr_array_add (names, k3);
+    /* The writer copies the names; the data stay borrowed until write(). */
+    g_autofree char *k1 = g_strdup_printf ("%u.%s.param", i, name);
+    g_autofree char *k2 = g_strdup_printf ("%u.%s.adam_m", i, name);
+    g_autofree char *k3 = g_strdup_printf ("%u.%s.adam_v", i, name);
+    if (!stsim_safetensors_writer_add_f32 (w, k1, &n, 1, data, error) ||
+        !stsim_safetensors_writer_add_f32 (w, k2, &nm, 1, m, error) ||
+        !stsim_safetensors_writer_add_f32 (w, k3, &nv, 1, v, error))
+      return FALSE;
   }
   json_builder_end_array (b);
   json_builder_end_object (b);
   if (tr->head == HEAD_BN) {
     gint64 n1 = 2 * tr->H, n2 = tr->H;
-    stsim_st_writer_add (w, "head.bn1.running_mean", "F32", 1, &n1, tr->bn_rm1, n1 * sizeof (float));
-    stsim_st_writer_add (w, "head.bn1.running_var", "F32", 1, &n1, tr->bn_rv1, n1 * sizeof (float));
-    stsim_st_writer_add (w, "head.bn2.running_mean", "F32", 1, &n2, tr->bn_rm2, n2 * sizeof (float));
-    stsim_st_writer_add (w, "head.bn2.running_var", "F32", 1, &n2, tr->bn_rv2, n2 * sizeof (float));
+    if (!stsim_safetensors_writer_add_f32 (w, "head.bn1.running_mean", &n1, 1, tr->bn_rm1, error) ||
+        !stsim_safetensors_writer_add_f32 (w, "head.bn1.running_var", &n1, 1, tr->bn_rv1, error) ||
+        !stsim_safetensors_writer_add_f32 (w, "head.bn2.running_mean", &n2, 1, tr->bn_rm2, error) ||
+        !stsim_safetensors_writer_add_f32 (w, "head.bn2.running_var", &n2, 1, tr->bn_rv2, error))
+      return FALSE;
   }
   g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = json_builder_get_root (b);
   json_generator_set_root (gen, root);
   g_autofree char *meta = json_generator_to_data (gen, NULL);
-  stsim_st_writer_set_metadata (w, STATE_KEY, meta);
-  stsim_st_writer_set_metadata (w, "format", "stsim trainer state");
+  if (!stsim_safetensors_writer_set_metadata (w, "format", "stsim trainer state", error) ||
+      !stsim_safetensors_writer_set_metadata (w, STATE_KEY, meta, error))
+    return FALSE;
   g_autofree char *path = g_build_filename (tr->state_dir, STATE_FILE, NULL);
-  return stsim_st_writer_write (w, path, error);
+  return stsim_safetensors_writer_write (w, path, error);
 }
 
 static gboolean
@@ -141,21 +142,18 @@ get_int (JsonObject *o, const char *key, gint64 *out, const char *path, GError *
   return TRUE;
 }
 
+/* Block @name, exactly @n floats of F32 (a converted dtype would not
+ * resume bit-identically), into @dst. Errors name the file. */
 static gboolean
-copy_block (StsimStReader *r, const char *name, float *dst, gint64 n, GError **error)
+copy_block (StsimSafetensors *st, const char *name, float *dst, gint64 n, GError **error)
 {
-  const char *dtype;
-  gsize n_bytes;
-  gconstpointer src = stsim_st_reader_get (r, name, &dtype, NULL, NULL, &n_bytes, error);
-  if (!src)
-    return FALSE;
-  if (strcmp (dtype, "F32") != 0 || n_bytes != (gsize) n * sizeof (float)) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "state tensor '%s' has %" G_GSIZE_FORMAT
-                 " bytes of %s, expected %" G_GINT64_FORMAT " floats", name, n_bytes, dtype, n);
+  const StsimTensorInfo *t = stsim_safetensors_get_info (st, name);
+  if (t && t->dtype != STSIM_DTYPE_F32) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: state tensor '%s' has dtype %s, expected F32",
+                 stsim_safetensors_get_path (st), name, stsim_dtype_name (t->dtype));
     return FALSE;
   }
-  memcpy (dst, src, n_bytes);
-  return TRUE;
+  return stsim_safetensors_read_f32 (st, name, &n, 1, dst, error);
 }
 
 gboolean
@@ -166,10 +164,10 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "no training state at %s", path);
     return FALSE;
   }
-  g_autoptr(StsimStReader) r = stsim_st_reader_open (path, error);
+  g_autoptr(StsimSafetensors) r = stsim_safetensors_open (path, error);
   if (!r)
     return FALSE;
-  const char *meta = stsim_st_reader_get_metadata (r, STATE_KEY);
+  const char *meta = stsim_safetensors_get_metadata (r, STATE_KEY);
   g_autoptr(JsonParser) parser = json_parser_new ();
   if (!meta || !json_parser_load_from_data (parser, meta, -1, NULL) ||
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
@@ -250,20 +248,16 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
     g_autofree char *k1 = g_strdup_printf ("%u.%s.param", i, name);
     g_autofree char *k2 = g_strdup_printf ("%u.%s.adam_m", i, name);
     g_autofree char *k3 = g_strdup_printf ("%u.%s.adam_v", i, name);
-    if (!copy_block (r, k1, data, n, error) || !copy_block (r, k2, m, nm, error) || !copy_block (r, k3, v, nv, error)) {
-      g_prefix_error (error, "%s: ", path);
+    if (!copy_block (r, k1, data, n, error) || !copy_block (r, k2, m, nm, error) || !copy_block (r, k3, v, nv, error))
       return FALSE;
-    }
     stsim_adamw_set_t (opt, adam_t);
   }
   if (tr->head == HEAD_BN) {
     if (!copy_block (r, "head.bn1.running_mean", tr->bn_rm1, 2 * tr->H, error) ||
         !copy_block (r, "head.bn1.running_var", tr->bn_rv1, 2 * tr->H, error) ||
         !copy_block (r, "head.bn2.running_mean", tr->bn_rm2, tr->H, error) ||
-        !copy_block (r, "head.bn2.running_var", tr->bn_rv2, tr->H, error)) {
-      g_prefix_error (error, "%s: ", path);
+        !copy_block (r, "head.bn2.running_var", tr->bn_rv2, tr->H, error))
       return FALSE;
-    }
   }
   tr->step = step;
   tr->epoch = epoch;
@@ -273,6 +267,18 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
   tr->best_step = best_step;
   tr->bad_total = bad_total;
   tr->bad_in_row = bad_in_row;
+  return TRUE;
+}
+
+gboolean
+stsim_train_write_file (const char *path, const char *contents, gssize len, GError **error)
+{
+  GError *local = NULL;
+  if (!g_file_set_contents (path, contents, len, &local)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "%s", local->message);
+    g_error_free (local);
+    return FALSE;
+  }
   return TRUE;
 }
 

@@ -11,6 +11,7 @@
  * resume state is written. At the end best/ is reloaded and tested. */
 #include "train/trainer-private.h"
 #include "train/dist.h"
+#include "train/curves.h"
 #include "stsim/stsim-eval.h"
 
 #include <errno.h>
@@ -162,7 +163,7 @@ setup_head (StsimTrainer *tr, GError **error)
     if (!w || !b) {
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
                    "[train] head = mlp trains the model's pooler (SimCSE's MLP), but the encoder '%s' was built "
-                   "without one; enable its pooler (e.g. pooler_layer = true) or use head = none",
+                   "without one; set mlp = true in its section (with mlp_init = random for SimCSE's fresh MLP) or use head = none",
                    stsim_component_get_label (tr->encoder));
       return FALSE;
     }
@@ -1149,6 +1150,7 @@ stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx, const StsimTrai
     if (tr->rank == 0 && tr->evaluator && eval_every > 0 && tr->step % eval_every == 0) {
       if (!evaluate_dev (tr, t0, error))
         goto out;
+      stsim_curves_update (tr->out_dir, stsim_recipe_get_name (tr->recipe));
       iv.t_start = g_get_monotonic_time ();  /* sentences/s excludes evaluation */
     }
     if (tr->rank == 0 && save_every > 0 && tr->step % save_every == 0 && tr->step < tr->total_steps &&
@@ -1166,6 +1168,7 @@ stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx, const StsimTrai
   if (!tr->options.quiet)
     g_printerr ("trained %" G_GUINT64_FORMAT " steps in %.1fs (%" G_GUINT64_FORMAT " skipped)\n", tr->step,
                 train_seconds, tr->bad_total);
+  stsim_curves_update (tr->out_dir, stsim_recipe_get_name (tr->recipe));
   ok = finish_run (tr, train_seconds, error);
 out:
   if (iv.terms)

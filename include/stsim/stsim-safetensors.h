@@ -96,6 +96,12 @@ gboolean stsim_safetensors_read_f32 (const StsimSafetensors *st, const char *nam
 gboolean stsim_safetensors_read_i64 (const StsimSafetensors *st, const char *name,
                                      const gint64 *shape, guint n_dims, gint64 *out, GError **error);
 
+/* Tensor @name whatever its shape, converted as by read_f32() / read_i64()
+ * into a new array (g_free) of *@n_out elements: for callers that learn the
+ * shape from the file (test fixtures, tools). NULL with the same errors. */
+float   *stsim_safetensors_dup_f32 (const StsimSafetensors *st, const char *name, gsize *n_out, GError **error);
+gint64  *stsim_safetensors_dup_i64 (const StsimSafetensors *st, const char *name, gsize *n_out, GError **error);
+
 /* "__metadata__" entries: value of @key or NULL; keys NULL-terminated, owned by @st. */
 const char        *stsim_safetensors_get_metadata  (const StsimSafetensors *st, const char *key);
 const char *const *stsim_safetensors_metadata_keys (const StsimSafetensors *st, gsize *n_out);

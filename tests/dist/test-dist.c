@@ -56,7 +56,7 @@
 
 #include "stsim/stsim.h"
 #include "train/dist.h"
-#include "train/train-private.h"
+#include "stsim/stsim-safetensors.h"
 
 static char *tmpdir, *driver, *mpirun, *model_nodrop, *stsim_run;
 static const double LR = 1e-3;
@@ -246,30 +246,30 @@ last_train_line (const char *out)
 }
 
 static JsonObject *
-state_meta (StsimStReader *r)
+state_meta (StsimSafetensors *r)
 {
-  const char *meta = stsim_st_reader_get_metadata (r, "stsim.train_state");
+  const char *meta = stsim_safetensors_get_metadata (r, "stsim.train_state");
   g_assert_nonnull (meta);
   g_autoptr(JsonParser) p = json_parser_new ();
   g_assert_true (json_parser_load_from_data (p, meta, -1, NULL));
   return json_object_ref (json_node_get_object (json_parser_get_root (p)));
 }
 
-static StsimStReader *
+static StsimSafetensors *
 open_state (const char *out)
 {
   g_autofree char *path = g_build_filename (out, "state", "state.safetensors", NULL);
   g_autoptr(GError) err = NULL;
-  StsimStReader *r = stsim_st_reader_open (path, &err);
+  StsimSafetensors *r = stsim_safetensors_open (path, &err);
   g_assert_no_error (err);
   return r;
 }
 
 static float *
-state_f32 (StsimStReader *r, const char *name, gint64 *n)
+state_f32 (StsimSafetensors *r, const char *name, gsize *n)
 {
   g_autoptr(GError) err = NULL;
-  float *x = stsim_st_reader_get_f32 (r, name, n, &err);
+  float *x = stsim_safetensors_dup_f32 (r, name, n, &err);
   g_assert_no_error (err);
   return x;
 }
@@ -277,17 +277,17 @@ state_f32 (StsimStReader *r, const char *name, gint64 *n)
 /* Largest difference between the two runs' weights before their first
  * AdamW step (p + u, u from the run's own m and v; weight decay 0). */
 static double
-initial_weights_diff (StsimStReader *a, StsimStReader *b, guint i, const char *store)
+initial_weights_diff (StsimSafetensors *a, StsimSafetensors *b, guint i, const char *store)
 {
   const double c = sqrt (1 - 0.999) / (1 - 0.9), eps = 1e-8;
   g_autofree char *kp = g_strdup_printf ("%u.%s.param", i, store);
   g_autofree char *km = g_strdup_printf ("%u.%s.adam_m", i, store);
   g_autofree char *kv = g_strdup_printf ("%u.%s.adam_v", i, store);
-  gint64 n = 0, n2 = 0;
+  gsize n = 0, n2 = 0;
   g_autofree float *p1 = state_f32 (a, kp, &n), *m1 = state_f32 (a, km, &n2), *v1 = state_f32 (a, kv, &n2);
   g_autofree float *p2 = state_f32 (b, kp, &n2), *m2 = state_f32 (b, km, &n2), *v2 = state_f32 (b, kv, &n2);
   double worst_d = 0;
-  for (gint64 k = 0; k < n; k++) {
+  for (gsize k = 0; k < n; k++) {
     double u1 = LR * c * m1[k] / (sqrt (v1[k]) + eps), u2 = LR * c * m2[k] / (sqrt (v2[k]) + eps);
     worst_d = MAX (worst_d, fabs ((p2[k] + u2) - (p1[k] + u1)));
   }
@@ -296,17 +296,17 @@ initial_weights_diff (StsimStReader *a, StsimStReader *b, guint i, const char *s
 
 /* Largest |a - b| and largest |a| of one state tensor of both runs. */
 static void
-tensor_diff (StsimStReader *a, StsimStReader *b, const char *name, double *max_diff, double *max_abs)
+tensor_diff (StsimSafetensors *a, StsimSafetensors *b, const char *name, double *max_diff, double *max_abs)
 {
   g_autoptr(GError) err = NULL;
-  gint64 na = 0, nb = 0;
-  g_autofree float *x = stsim_st_reader_get_f32 (a, name, &na, &err);
+  gsize na = 0, nb = 0;
+  g_autofree float *x = stsim_safetensors_dup_f32 (a, name, &na, &err);
   g_assert_no_error (err);
-  g_autofree float *y = stsim_st_reader_get_f32 (b, name, &nb, &err);
+  g_autofree float *y = stsim_safetensors_dup_f32 (b, name, &nb, &err);
   g_assert_no_error (err);
-  g_assert_cmpint (na, ==, nb);
+  g_assert_cmpuint (na, ==, nb);
   *max_diff = *max_abs = 0;
-  for (gint64 i = 0; i < na; i++) {
+  for (gsize i = 0; i < na; i++) {
     g_assert_true (isfinite (x[i]) && isfinite (y[i]));
     *max_diff = MAX (*max_diff, fabs ((double) x[i] - y[i]));
     *max_abs = MAX (*max_abs, fabs ((double) x[i]));
@@ -347,8 +347,8 @@ check_equivalence (const char *name, const char *head, const char *enc_extra, co
   g_assert_cmpuint (n_terms, >=, 2);
 
   /* Gradients (m after one step) and parameters, store by store. */
-  g_autoptr(StsimStReader) a = open_state (out1);
-  g_autoptr(StsimStReader) b = open_state (out2);
+  g_autoptr(StsimSafetensors) a = open_state (out1);
+  g_autoptr(StsimSafetensors) b = open_state (out2);
   g_autoptr(JsonObject) ma = state_meta (a), mb = state_meta (b);
   g_assert_cmpint (json_object_get_int_member (ma, "world_size"), ==, 1);
   g_assert_cmpint (json_object_get_int_member (mb, "world_size"), ==, 2);
@@ -464,8 +464,8 @@ test_resume (void)
   g_assert_nonnull (strstr (err, "mpirun -np 2"));
   g_assert_cmpint (run (2, rb, res, NULL, NULL), ==, 0);
 
-  g_autoptr(StsimStReader) a = open_state (out_a);
-  g_autoptr(StsimStReader) b = open_state (out_b);
+  g_autoptr(StsimSafetensors) a = open_state (out_a);
+  g_autoptr(StsimSafetensors) b = open_state (out_b);
   g_autoptr(JsonObject) ma = state_meta (a), mb = state_meta (b);
   g_assert_cmpint (json_object_get_int_member (mb, "step"), ==, 6);
   JsonArray *stores = json_object_get_array_member (ma, "stores");

@@ -7,18 +7,28 @@
 #include <glib/gstdio.h>
 #include "stsim/stsim-safetensors.h"
 
-/* 8-byte little-endian length + @header + @payload_len bytes (0, 1, 2, ...). */
+/* 8-byte little-endian length + @header + the @len bytes of @payload. */
 static GBytes *
-make_file (const char *header, gsize payload_len)
+make_file_with (const char *header, gconstpointer payload, gsize len)
 {
   gsize n = strlen (header);
-  guint8 *buf = g_malloc (8 + n + payload_len);
+  guint8 *buf = g_malloc (8 + n + len);
   for (int i = 0; i < 8; i++)
     buf[i] = (guint8) ((guint64) n >> (8 * i));
   memcpy (buf + 8, header, n);
+  if (len)
+    memcpy (buf + 8 + n, payload, len);
+  return g_bytes_new_take (buf, 8 + n + len);
+}
+
+/* The same with @payload_len bytes 0, 1, 2, ... */
+static GBytes *
+make_file (const char *header, gsize payload_len)
+{
+  g_autofree guint8 *payload = g_malloc (payload_len + 1);
   for (gsize i = 0; i < payload_len; i++)
-    buf[8 + n + i] = (guint8) i;
-  return g_bytes_new_take (buf, 8 + n + payload_len);
+    payload[i] = (guint8) i;
+  return make_file_with (header, payload, payload_len);
 }
 
 /* Opening @header + payload fails with @code and a message containing every
@@ -469,6 +479,103 @@ test_empty_file_and_dtypes (void)
   g_assert_cmpuint (stsim_dtype_size (STSIM_DTYPE_F64), ==, 8);
 }
 
+/* dup_f32 / dup_i64: whatever the shape, a new array of every element
+ * (converted as read_f32 / read_i64 do); errors as theirs. */
+static void
+test_dup (void)
+{
+  const float f[6] = { 1.5f, -2.0f, 0.0f, 3.25f, -0.125f, 1e30f };
+  const gint32 i32[3] = { -7, 0, G_MAXINT32 };
+  const guint8 u8[2] = { 1, 2 };
+  const char *h = "{\"f\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 24]},"
+                  " \"i\": {\"dtype\": \"I32\", \"shape\": [3], \"data_offsets\": [24, 36]},"
+                  " \"e\": {\"dtype\": \"F32\", \"shape\": [0, 4], \"data_offsets\": [36, 36]},"
+                  " \"u\": {\"dtype\": \"U8\", \"shape\": [2], \"data_offsets\": [36, 38]}}";
+  guint8 payload[38];
+  memcpy (payload, f, 24);
+  memcpy (payload + 24, i32, 12);
+  memcpy (payload + 36, u8, 2);
+  g_autoptr(GBytes) b = make_file_with (h, payload, sizeof payload);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(StsimSafetensors) st = stsim_safetensors_open_bytes (b, "dup.safetensors", &err);
+  g_assert_no_error (err);
+
+  gsize n = 0;
+  g_autofree float *fv = stsim_safetensors_dup_f32 (st, "f", &n, &err);
+  g_assert_no_error (err);
+  g_assert_cmpuint (n, ==, 6);
+  g_assert_cmpmem (fv, n * sizeof (float), f, sizeof f);
+  g_autofree float *iv_f = stsim_safetensors_dup_f32 (st, "i", &n, &err);
+  g_assert_no_error (err);
+  g_assert_cmpuint (n, ==, 3);
+  g_assert_cmpfloat (iv_f[0], ==, -7.0f);
+  g_assert_cmpfloat (iv_f[2], ==, 2147483648.0f);  /* 2^31 - 1 rounds to 2^31 in fp32 */
+  g_autofree gint64 *iv = stsim_safetensors_dup_i64 (st, "i", &n, &err);
+  g_assert_no_error (err);
+  g_assert_cmpuint (n, ==, 3);
+  g_assert_cmpint (iv[0], ==, -7);
+  g_assert_cmpint (iv[1], ==, 0);
+  g_assert_cmpint (iv[2], ==, G_MAXINT32);
+  /* A tensor with a zero dimension: no elements, still an array to free. */
+  n = 99;
+  g_autofree float *ev = stsim_safetensors_dup_f32 (st, "e", &n, &err);
+  g_assert_no_error (err);
+  g_assert_nonnull (ev);
+  g_assert_cmpuint (n, ==, 0);
+
+  n = 99;
+  g_assert_null (stsim_safetensors_dup_f32 (st, "missing", &n, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (err->message, "dup.safetensors: no tensor 'missing'"));
+  g_assert_cmpuint (n, ==, 99);  /* untouched on error */
+  g_clear_error (&err);
+  g_assert_null (stsim_safetensors_dup_f32 (st, "u", NULL, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_UNSUPPORTED);
+  g_assert_nonnull (strstr (err->message, "tensor 'u' has dtype U8"));
+  g_clear_error (&err);
+  g_assert_null (stsim_safetensors_dup_i64 (st, "f", NULL, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_UNSUPPORTED);
+  g_assert_nonnull (strstr (err->message, "tensor 'f' has dtype F32, expected I64 or I32"));
+}
+
+/* Files laid out by other writers, in insertion order rather than ours
+ * (largest dtype first): an I64 tensor after three floats starts at an
+ * unaligned offset, and metadata come after the tensors. Such files (the
+ * trainer's state files of earlier versions among them) read exactly. */
+static void
+test_foreign_layout (void)
+{
+  const float f[3] = { 0.25f, -8.0f, 3.0f };
+  const gint64 ids[2] = { -1, G_MAXINT64 };
+  const char *h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+                  "\"ids\":{\"dtype\":\"I64\",\"shape\":[1,2],\"data_offsets\":[12,28]},"
+                  "\"__metadata__\":{\"k\":\"{\\\"step\\\":4,\\\"s\\\":[1]}\"}}";
+  g_autofree char *padded = g_strdup_printf ("%-*s", (int) ((strlen (h) + 7) / 8 * 8), h);
+  guint8 payload[28];
+  memcpy (payload, f, 12);
+  memcpy (payload + 12, ids, 16);
+  g_autoptr(GBytes) b = make_file_with (padded, payload, sizeof payload);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(StsimSafetensors) st = stsim_safetensors_open_bytes (b, "old.safetensors", &err);
+  g_assert_no_error (err);
+  gsize n = 0;
+  const char *const *names = stsim_safetensors_list (st, &n);
+  g_assert_cmpuint (n, ==, 2);
+  g_assert_cmpstr (names[0], ==, "a");
+  g_assert_cmpstr (names[1], ==, "ids");
+  g_assert_cmpuint (stsim_safetensors_get_info (st, "ids")->offset, ==, 12);
+  g_assert_cmpstr (stsim_safetensors_get_metadata (st, "k"), ==, "{\"step\":4,\"s\":[1]}");
+  float fb[3];
+  const gint64 s3[1] = { 3 }, s12[2] = { 1, 2 };
+  g_assert_true (stsim_safetensors_read_f32 (st, "a", s3, 1, fb, &err));
+  g_assert_cmpmem (fb, sizeof fb, f, sizeof f);
+  gint64 ib[2];
+  g_assert_true (stsim_safetensors_read_i64 (st, "ids", s12, 2, ib, &err));
+  g_assert_no_error (err);
+  g_assert_cmpint (ib[0], ==, -1);
+  g_assert_cmpint (ib[1], ==, G_MAXINT64);
+}
+
 /* Every input the fuzzer ever crashed on, replayed (tests/fixtures/fuzz). */
 static void
 test_fuzz_regressions (void)
@@ -517,6 +624,8 @@ main (int argc, char **argv)
   g_test_add_func ("/safetensors/convert/other-dtypes", test_empty_file_and_dtypes);
   g_test_add_func ("/safetensors/roundtrip", test_roundtrip);
   g_test_add_func ("/safetensors/io-errors", test_io_errors);
+  g_test_add_func ("/safetensors/dup", test_dup);
+  g_test_add_func ("/safetensors/foreign-layout", test_foreign_layout);
   g_test_add_func ("/safetensors/fuzz-regressions", test_fuzz_regressions);
   return g_test_run ();
 }

@@ -30,7 +30,7 @@
 #include "stsim/stsim-model.h"
 #include "stsim/stsim-recipe.h"
 #include "stsim/stsim-registry.h"
-#include "train/train-private.h"
+#include "stsim/stsim-safetensors.h"
 #include "../train/train-test-util.h"
 
 #include "../../plugins/objectives/diff-predict/diff-predict.c"
@@ -59,30 +59,41 @@ fixture (const char *first, ...)
   return path;
 }
 
-static StsimStReader *
+static StsimSafetensors *
 open_fixture (const char *path)
 {
   g_autoptr(GError) err = NULL;
-  StsimStReader *r = stsim_st_reader_open (path, &err);
+  StsimSafetensors *r = stsim_safetensors_open (path, &err);
   g_assert_no_error (err);
   return r;
 }
 
 static float *
-get_f32 (StsimStReader *r, const char *name, gint64 *n)
+get_f32 (StsimSafetensors *r, const char *name, gint64 *n)
 {
   g_autoptr(GError) err = NULL;
-  float *x = stsim_st_reader_get_f32 (r, name, n, &err);
+  gsize len = 0;
+  float *x = stsim_safetensors_dup_f32 (r, name, &len, &err);
   g_assert_no_error (err);
+  if (n)
+    *n = (gint64) len;
   return x;
 }
 
 static gint32 *
-get_i32 (StsimStReader *r, const char *name, gint64 *n)
+get_i32 (StsimSafetensors *r, const char *name, gint64 *n)
 {
   g_autoptr(GError) err = NULL;
-  gint32 *x = stsim_st_reader_get_i32 (r, name, n, &err);
+  gsize len = 0;
+  g_autofree gint64 *v = stsim_safetensors_dup_i64 (r, name, &len, &err);
   g_assert_no_error (err);
+  gint32 *x = g_new (gint32, len + 1);
+  for (gsize i = 0; i < len; i++) {
+    g_assert_true (v[i] >= G_MININT32 && v[i] <= G_MAXINT32);
+    x[i] = (gint32) v[i];
+  }
+  if (n)
+    *n = (gint64) len;
   return x;
 }
 
@@ -139,7 +150,7 @@ test_labels (gconstpointer data)
 {
   g_autofree char *file = g_strdup_printf ("%s.safetensors", (const char *) data);
   g_autofree char *path = fixture ("fixtures", "losses", file, NULL);
-  g_autoptr(StsimStReader) r = open_fixture (path);
+  g_autoptr(StsimSafetensors) r = open_fixture (path);
   gint64 n = 0;
   g_autofree gint32 *orig = get_i32 (r, "original_ids", &n);
   g_autofree gint32 *gen = get_i32 (r, "generator_ids", NULL);
@@ -148,13 +159,10 @@ test_labels (gconstpointer data)
   g_autofree gint32 *want_fixed = get_i32 (r, "generator_fixed", NULL);
   g_autofree gint32 *want_labels = get_i32 (r, "labels", NULL);
   g_autofree gint32 *want_disc = get_i32 (r, "discriminator_ids", NULL);
-  int ndim = 0;
-  gint64 shape[8];
-  g_autoptr(GError) err = NULL;
-  stsim_st_reader_get (r, "original_ids", NULL, &ndim, shape, NULL, &err);
-  g_assert_no_error (err);
-  g_assert_cmpint (ndim, ==, 2);
-  gsize rows = shape[0], width = shape[1];
+  const StsimTensorInfo *info = stsim_safetensors_get_info (r, "original_ids");
+  g_assert_nonnull (info);
+  g_assert_cmpuint (info->n_dims, ==, 2);
+  gsize rows = info->shape[0], width = info->shape[1];
   g_autofree gint32 *fixed = g_new (gint32, n), *labels = g_new (gint32, n), *disc = g_new (gint32, n);
   diff_predict_labels (orig, gen, mask, rows, width, cls[0], fixed, labels, disc);
   g_assert_cmpmem (fixed, n * 4, want_fixed, n * 4);
@@ -190,7 +198,7 @@ test_rtd_ce (gconstpointer data)
   gboolean include = strcmp (data, "rtd_ce_all_positions") == 0;
   g_autofree char *file = g_strdup_printf ("%s.safetensors", (const char *) data);
   g_autofree char *path = fixture ("fixtures", "losses", file, NULL);
-  g_autoptr(StsimStReader) r = open_fixture (path);
+  g_autoptr(StsimSafetensors) r = open_fixture (path);
   gint64 n = 0;
   g_autofree float *logits = get_f32 (r, "logits", &n);
   g_autofree gint32 *labels = get_i32 (r, "labels", NULL);
@@ -255,7 +263,7 @@ typedef struct {
 /* DiffCSE's BN projector (method.md §4.1, §4.3), built here from autograd
  * ops with the fixture's weights. */
 static void
-projector_init (Projector *p, StsimStReader *r, gint64 H)
+projector_init (Projector *p, StsimSafetensors *r, gint64 H)
 {
   g_autoptr(GError) err = NULL;
   p->store = stsim_param_store_new ("head", TRUE);
@@ -284,7 +292,7 @@ projector_forward (Projector *p, StsimTape *tape, StsimTensor *h)
 
 /* The fixture's electra head into the objective's head store. */
 static void
-set_electra_head (DiffPredict *d, StsimStReader *r)
+set_electra_head (DiffPredict *d, StsimSafetensors *r)
 {
   StsimTensor *pw = stsim_param_store_lookup (d->head_store, DIFF_HEAD_WEIGHT)->tensor;
   StsimTensor *pb = stsim_param_store_lookup (d->head_store, DIFF_HEAD_BIAS)->tensor;
@@ -298,7 +306,7 @@ set_electra_head (DiffPredict *d, StsimStReader *r)
 }
 
 static double
-check_store_grad (StsimParamStore *s, const char *name, StsimStReader *r, const char *ref)
+check_store_grad (StsimParamStore *s, const char *name, StsimSafetensors *r, const char *ref)
 {
   const StsimParamView *v = stsim_param_store_lookup (s, name);
   g_assert_nonnull (v);
@@ -318,7 +326,7 @@ test_step (gconstpointer data)
 {
   const char *variant = data;  /* "include" or "exclude" */
   g_autofree char *path = fixture ("objectives", "diffcse-step.safetensors", NULL);
-  g_autoptr(StsimStReader) r = open_fixture (path);
+  g_autoptr(StsimSafetensors) r = open_fixture (path);
   g_autoptr(GError) err = NULL;
   g_autoptr(StsimModel) student = load_model ("bert-tiny", 0);
   const gint64 H = stsim_model_get_dim (student);
@@ -422,7 +430,7 @@ static void
 test_position0 (void)
 {
   g_autofree char *path = fixture ("objectives", "diffcse-step.safetensors", NULL);
-  g_autoptr(StsimStReader) r = open_fixture (path);
+  g_autoptr(StsimSafetensors) r = open_fixture (path);
   g_autoptr(GError) err = NULL;
   g_autoptr(StsimModel) disc = load_model ("bert-tiny", 0);
   gint64 n = 0, nz = 0, nl = 0;
@@ -848,10 +856,10 @@ static GBytes *
 state_tensor (const char *out, const char *name)
 {
   g_autofree char *path = g_build_filename (out, "state", "state.safetensors", NULL);
-  g_autoptr(StsimStReader) sr = open_fixture (path);
+  g_autoptr(StsimSafetensors) sr = open_fixture (path);
   g_autoptr(GError) err = NULL;
   gsize n = 0;
-  gconstpointer p = stsim_st_reader_get (sr, name, NULL, NULL, NULL, &n, &err);
+  gconstpointer p = stsim_safetensors_get_data (sr, name, &n, &err);
   g_assert_no_error (err);
   return g_bytes_new (p, n);
 }

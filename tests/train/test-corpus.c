@@ -1,11 +1,10 @@
-/* test-corpus: the training corpus and CSV readers, and the state file
- * format (core/train/corpus.c, st-file.c): good input read exactly, every
- * kind of bad input an error naming the file and line. */
+/* test-corpus: the training corpus and CSV readers (core/train/corpus.c):
+ * good input read exactly, every kind of bad input an error naming the file
+ * and line. (The state file is safetensors: tests/io.) */
 #include <string.h>
 #include <glib/gstdio.h>
 
 #include "stsim/stsim-train.h"
-#include "train/train-private.h"
 #include "train-test-util.h"
 
 static char *tmpdir;
@@ -171,78 +170,6 @@ test_csv_errors (void)
   check_csv_error ("empty.csv", "", STSIM_ERROR_DATA, "empty file");
 }
 
-static void
-test_st_roundtrip (void)
-{
-  float a[6] = { 1, -2, 3.5f, 0, 1e-30f, -0.0f };
-  gint64 shape[2] = { 2, 3 };
-  gint64 ids[3] = { 7, -100, 2147483647 };
-  gint64 ishape[1] = { 3 };
-  g_autofree char *p = g_build_filename (tmpdir, "t.safetensors", NULL);
-  g_autoptr(GError) err = NULL;
-  {
-    g_autoptr(StsimStWriter) w = stsim_st_writer_new ();
-    stsim_st_writer_add (w, "a", "F32", 2, shape, a, sizeof a);
-    stsim_st_writer_add (w, "ids", "I64", 1, ishape, ids, sizeof ids);
-    stsim_st_writer_set_metadata (w, "k", "v");
-    g_assert_true (stsim_st_writer_write (w, p, &err));
-    g_assert_no_error (err);
-  }
-  g_autoptr(StsimStReader) r = stsim_st_reader_open (p, &err);
-  g_assert_no_error (err);
-  g_assert_cmpstr (stsim_st_reader_get_metadata (r, "k"), ==, "v");
-  gint64 n;
-  g_autofree float *back = stsim_st_reader_get_f32 (r, "a", &n, &err);
-  g_assert_cmpint (n, ==, 6);
-  g_assert_cmpmem (back, sizeof a, a, sizeof a);
-  g_autofree gint32 *ib = stsim_st_reader_get_i32 (r, "ids", &n, &err);
-  g_assert_cmpint (ib[1], ==, -100);
-  g_assert_cmpint (ib[2], ==, 2147483647);
-  g_assert_null (stsim_st_reader_get (r, "missing", NULL, NULL, NULL, NULL, &err));
-  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_NOT_FOUND);
-
-  /* The data section starts 8-byte aligned. */
-  g_autofree char *bytes = NULL;
-  gsize len;
-  g_assert_true (g_file_get_contents (p, &bytes, &len, NULL));
-  guint64 hlen = 0;
-  memcpy (&hlen, bytes, 8);
-  g_assert_cmpuint ((8 + hlen) % 8, ==, 0);
-}
-
-static void
-test_st_corrupt (void)
-{
-  float a[4] = { 1, 2, 3, 4 };
-  gint64 shape[1] = { 4 };
-  g_autofree char *p = g_build_filename (tmpdir, "c.safetensors", NULL);
-  g_autoptr(GError) err = NULL;
-  g_autoptr(StsimStWriter) w = stsim_st_writer_new ();
-  stsim_st_writer_add (w, "a", "F32", 1, shape, a, sizeof a);
-  g_assert_true (stsim_st_writer_write (w, p, &err));
-  g_autofree char *bytes = NULL;
-  gsize len;
-  g_assert_true (g_file_get_contents (p, &bytes, &len, NULL));
-
-  /* Truncated data: offsets past the end. */
-  g_autofree char *t = write_tmp ("trunc.safetensors", bytes, len - 4);
-  g_assert_null (stsim_st_reader_open (t, &err));
-  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_CHECKPOINT);
-  g_assert_true (strstr (err->message, "truncated") != NULL);
-  g_clear_error (&err);
-  /* A header length larger than the file. */
-  bytes[0] = (char) 0xff;
-  bytes[1] = (char) 0xff;
-  g_autofree char *h = write_tmp ("hlen.safetensors", bytes, len);
-  g_assert_null (stsim_st_reader_open (h, &err));
-  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_CHECKPOINT);
-  g_clear_error (&err);
-  /* Too short. */
-  g_autofree char *s = write_tmp ("short.safetensors", "abc", 3);
-  g_assert_null (stsim_st_reader_open (s, &err));
-  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_CHECKPOINT);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -255,8 +182,6 @@ main (int argc, char **argv)
   g_test_add_func ("/train/corpus/folder-and-glob", test_lines_folder_and_glob);
   g_test_add_func ("/train/csv/good", test_csv_good);
   g_test_add_func ("/train/csv/errors", test_csv_errors);
-  g_test_add_func ("/train/safetensors/roundtrip", test_st_roundtrip);
-  g_test_add_func ("/train/safetensors/corrupt", test_st_corrupt);
   int rc = g_test_run ();
   train_test_rm_rf (tmpdir);
   g_free (tmpdir);

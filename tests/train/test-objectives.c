@@ -16,7 +16,7 @@
 #include "stsim/stsim.h"
 #include "stsim/stsim-model.h"
 #include "stsim/stsim-registry.h"
-#include "train/train-private.h"
+#include "stsim/stsim-safetensors.h"
 #include "train-test-util.h"
 
 static StsimRegistry *reg;
@@ -55,27 +55,28 @@ check_infonce (gconstpointer data)
   g_autofree char *file = g_strdup_printf ("%s.safetensors", name);
   g_autofree char *path = train_test_fixture ("losses", file, NULL);
   g_autoptr(GError) err = NULL;
-  g_autoptr(StsimStReader) r = stsim_st_reader_open (path, &err);
+  g_autoptr(StsimSafetensors) r = stsim_safetensors_open (path, &err);
   g_assert_no_error (err);
   gboolean sup = strcmp (name, "infonce_supervised") == 0;
   guint V = sup ? 3 : 2;
   const char *zn[3] = { "z1", "z2", "z3" };
   const char *gn[3] = { "grad.z1", "grad.z2", "grad.z3" };
-  gint64 n = 0, B = 8, H = 16;
+  gsize n = 0;
+  const gint64 B = 8, H = 16;
   g_autofree float *z = g_new (float, V * B * H);
   for (guint v = 0; v < V; v++) {
-    g_autofree float *zv = stsim_st_reader_get_f32 (r, zn[v], &n, &err);
+    g_autofree float *zv = stsim_safetensors_dup_f32 (r, zn[v], &n, &err);
     g_assert_no_error (err);
-    g_assert_cmpint (n, ==, B * H);
+    g_assert_cmpuint (n, ==, B * H);
     memcpy (z + v * B * H, zv, n * sizeof (float));
   }
-  g_autofree float *tau = stsim_st_reader_get_f32 (r, "tau", NULL, &err);
-  g_autofree float *want = stsim_st_reader_get_f32 (r, "loss", NULL, &err);
+  g_autofree float *tau = stsim_safetensors_dup_f32 (r, "tau", NULL, &err);
+  g_autofree float *want = stsim_safetensors_dup_f32 (r, "loss", NULL, &err);
   g_autofree char *tau_s = g_strdup_printf ("%.9g", tau[0]);
   g_autofree char *hnw = NULL;
   g_autoptr(StsimComponent) c = NULL;
   if (sup) {
-    g_autofree float *w = stsim_st_reader_get_f32 (r, "hard_negative_weight", NULL, &err);
+    g_autofree float *w = stsim_safetensors_dup_f32 (r, "hard_negative_weight", NULL, &err);
     hnw = g_strdup_printf ("%.9g", w[0]);
     c = make_objective ("contrastive", "temperature", tau_s, "hard_negative_weight", hnw, NULL);
   } else
@@ -94,7 +95,7 @@ check_infonce (gconstpointer data)
   g_assert_no_error (err);
   double e_grad = 0;
   for (guint v = 0; v < V; v++) {
-    g_autofree float *g = stsim_st_reader_get_f32 (r, gn[v], &n, &err);
+    g_autofree float *g = stsim_safetensors_dup_f32 (r, gn[v], &n, &err);
     g_assert_no_error (err);
     e_grad = MAX (e_grad, rel_err (zt->grad + v * B * H, g, n));
   }
@@ -135,14 +136,15 @@ check_mlm_ce (gconstpointer data)
   g_autofree char *file = g_strdup_printf ("%s.safetensors", name);
   g_autofree char *path = train_test_fixture ("losses", file, NULL);
   g_autoptr(GError) err = NULL;
-  g_autoptr(StsimStReader) r = stsim_st_reader_open (path, &err);
+  g_autoptr(StsimSafetensors) r = stsim_safetensors_open (path, &err);
   g_assert_no_error (err);
-  gint64 n_logits, n_labels;
-  g_autofree float *logits = stsim_st_reader_get_f32 (r, "logits", &n_logits, &err);
-  g_autofree gint32 *labels = stsim_st_reader_get_i32 (r, "labels", &n_labels, &err);
-  g_autofree float *want = stsim_st_reader_get_f32 (r, "loss", NULL, &err);
-  g_autofree float *want_g = stsim_st_reader_get_f32 (r, "grad.logits", NULL, &err);
+  gsize nx = 0, ny = 0;
+  g_autofree float *logits = stsim_safetensors_dup_f32 (r, "logits", &nx, &err);
+  g_autofree gint64 *labels = stsim_safetensors_dup_i64 (r, "labels", &ny, &err);
+  g_autofree float *want = stsim_safetensors_dup_f32 (r, "loss", NULL, &err);
+  g_autofree float *want_g = stsim_safetensors_dup_f32 (r, "grad.logits", NULL, &err);
   g_assert_no_error (err);
+  const gint64 n_logits = (gint64) nx, n_labels = (gint64) ny;
   gint64 C = n_logits / n_labels;
   g_autoptr(StsimTape) tape = stsim_tape_new (1, 0);
   gint64 shape[2] = { n_labels, C };

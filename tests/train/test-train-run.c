@@ -24,7 +24,7 @@
 #include "stsim/stsim.h"
 #include "stsim/stsim-recipe.h"
 #include "stsim/stsim-registry.h"
-#include "train/train-private.h"
+#include "stsim/stsim-safetensors.h"
 #include "train-test-util.h"
 
 static StsimRegistry *reg;
@@ -257,9 +257,9 @@ test_resume (void)
   g_assert_no_error (err);
   g_autofree char *st = g_build_filename (out_b, "state", "state.safetensors", NULL);
   {
-    g_autoptr(StsimStReader) r = stsim_st_reader_open (st, &err);
+    g_autoptr(StsimSafetensors) r = stsim_safetensors_open (st, &err);
     g_assert_no_error (err);
-    g_assert_true (strstr (stsim_st_reader_get_metadata (r, "stsim.train_state"), "\"step\":4,") != NULL);
+    g_assert_true (strstr (stsim_safetensors_get_metadata (r, "stsim.train_state"), "\"step\":4,") != NULL);
   }
   g_assert_true (train (rb, resume_set, TRUE, 0, &err));
   g_assert_no_error (err);
@@ -294,10 +294,10 @@ static gint64
 state_step (const char *path)
 {
   g_autoptr(GError) err = NULL;
-  g_autoptr(StsimStReader) r = stsim_st_reader_open (path, &err);
+  g_autoptr(StsimSafetensors) r = stsim_safetensors_open (path, &err);
   if (!r)
     return -1;
-  const char *meta = stsim_st_reader_get_metadata (r, "stsim.train_state");
+  const char *meta = stsim_safetensors_get_metadata (r, "stsim.train_state");
   const char *s = meta ? strstr (meta, "\"step\":") : NULL;
   return s ? g_ascii_strtoll (s + 7, NULL, 10) : -1;
 }
@@ -363,10 +363,10 @@ state_int (const char *out, const char *key)
 {
   g_autofree char *st = g_build_filename (out, "state", "state.safetensors", NULL);
   g_autoptr(GError) err = NULL;
-  g_autoptr(StsimStReader) r = stsim_st_reader_open (st, &err);
+  g_autoptr(StsimSafetensors) r = stsim_safetensors_open (st, &err);
   g_assert_no_error (err);
   g_autoptr(JsonParser) p = json_parser_new ();
-  g_assert_true (json_parser_load_from_data (p, stsim_st_reader_get_metadata (r, "stsim.train_state"), -1, NULL));
+  g_assert_true (json_parser_load_from_data (p, stsim_safetensors_get_metadata (r, "stsim.train_state"), -1, NULL));
   JsonObject *o = json_node_get_object (json_parser_get_root (p));
   if (strcmp (key, "adam_t") == 0)
     return json_object_get_int_member (json_array_get_object_element (json_object_get_array_member (o, "stores"), 0),
