@@ -1,0 +1,75 @@
+/* Every recipe shipped under recipes/ validates against the real plugins:
+ * `stsim-inspect --recipe FILE` resolves it (includes merged, every key,
+ * type, range, choice and section reference checked) and exits 0. The files
+ * are found by walking the folder, so a new recipe is covered without
+ * touching this test. Model folders and runs/ outputs need not exist:
+ * validation does not open them. */
+#include <glib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static void
+collect (const char *dir, GPtrArray *out)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDir) d = g_dir_open (dir, 0, &error);
+  g_assert_no_error (error);
+  const char *name;
+  while ((name = g_dir_read_name (d))) {
+    g_autofree char *path = g_build_filename (dir, name, NULL);
+    if (g_file_test (path, G_FILE_TEST_IS_DIR))
+      collect (path, out);
+    else if (g_str_has_suffix (name, ".ini"))
+      g_ptr_array_add (out, g_steal_pointer (&path));
+  }
+}
+
+static gint
+compare_paths (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+static void
+test_recipe (gconstpointer data)
+{
+  const char *path = data;
+  const char *inspect = g_getenv ("STSIM_INSPECT");
+  const char *plugins = g_getenv ("STSIM_PLUGIN_PATH");
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = -1;
+
+  g_assert_nonnull (inspect);
+  g_assert_nonnull (plugins);
+  const char *argv[] = { inspect, "--plugin-path", plugins, "--recipe", path, NULL };
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error));
+  g_assert_no_error (error);
+  g_assert_true (WIFEXITED (status));
+  if (WEXITSTATUS (status) != 0)
+    g_test_message ("%s:\n%s", path, err);
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  /* The resolved text names every merged file first, so an include that was
+   * silently skipped would show here. */
+  g_assert_nonnull (strstr (out, "# Resolved recipe"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_autofree char *root = g_test_build_filename (G_TEST_DIST, "..", "recipes", NULL);
+  g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func (g_free);
+  collect (root, files);
+  g_ptr_array_sort (files, compare_paths);  /* stable test names and order */
+  /* The folder ships at least the quick start, the published settings and
+   * the mini comparison: an empty walk means a wrong path, not success. */
+  g_assert_cmpuint (files->len, >=, 20);
+  for (guint i = 0; i < files->len; i++) {
+    const char *path = files->pdata[i];
+    g_autofree char *rel = g_strdup (path + strlen (root));
+    g_autofree char *test = g_strconcat ("/recipes", rel, NULL);
+    g_test_add_data_func (test, path, test_recipe);
+  }
+  return g_test_run ();
+}
