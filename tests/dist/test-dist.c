@@ -57,6 +57,7 @@
 #include "stsim/stsim.h"
 #include "train/dist.h"
 #include "stsim/stsim-safetensors.h"
+#include "test-util.h"
 
 static char *tmpdir, *driver, *mpirun, *model_nodrop, *stsim_run;
 static const double LR = 1e-3;
@@ -81,20 +82,6 @@ fixture (const char *first, ...)
   }
   va_end (ap);
   return path;
-}
-
-static void
-rm_rf (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK)) {
-    g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
-    for (const char *name; d && (name = g_dir_read_name (d));) {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      rm_rf (child);
-    }
-    g_rmdir (path);
-  } else
-    g_unlink (path);
 }
 
 static gboolean
@@ -582,7 +569,7 @@ main (int argc, char **argv)
   if (worst.grad_rel > 0 || worst.loss_rel > 0)
     g_test_message ("worst over the equivalence tests: loss relative %.3g, gradient relative %.3g, parameter %.3g "
                     "(%.3g lr)", worst.loss_rel, worst.grad_rel, worst.param_abs, worst.param_abs / LR);
-  rm_rf (tmpdir);
+  stsim_test_remove_tree (tmpdir);
   g_free (tmpdir);
   g_free (driver);
   g_free (stsim_run);

@@ -14,6 +14,7 @@
 #include <stsim/stsim-recipe.h>
 #include <stsim/stsim-registry.h>
 #include <stsim/stsim-safetensors.h>
+#include "test-util.h"
 
 static StsimRegistry *reg;
 static char *tmpdir;
@@ -52,21 +53,6 @@ static const char *recipe_text =
   "use = encoder-teacher\n"
   "model = %s/roberta-tiny\n"
   "cache_dir = %s\n";
-
-static void
-rm_rf (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK)) {
-    g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name (d))) {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      rm_rf (child);
-    }
-    g_rmdir (path);
-  } else
-    g_unlink (path);
-}
 
 static char *
 fixture (const char *a, const char *b)
@@ -193,7 +179,7 @@ main (int argc, char **argv)
   g_assert_no_error (err);
   g_test_add_func ("/rank-distill/run/tiny", test_run);
   int rc = g_test_run ();
-  rm_rf (tmpdir);
+  stsim_test_remove_tree (tmpdir);
   g_free (tmpdir);
   stsim_registry_free (reg);
   return rc;

@@ -13,6 +13,7 @@
 #include <stsim/stsim-model.h>
 #include <stsim/stsim-registry.h>
 #include <stsim/stsim-safetensors.h>
+#include "test-util.h"
 
 static StsimRegistry *reg;
 
@@ -231,24 +232,9 @@ tmp_setup (TmpDir *fx, gconstpointer data)
 }
 
 static void
-rm_rf (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR)) {
-    g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name (d))) {
-      g_autofree char *p = g_build_filename (path, name, NULL);
-      rm_rf (p);
-    }
-    g_rmdir (path);
-  } else
-    g_unlink (path);
-}
-
-static void
 tmp_teardown (TmpDir *fx, gconstpointer data)
 {
-  rm_rf (fx->dir);
+  stsim_test_remove_tree (fx->dir);
   g_free (fx->dir);
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include "stsim/stsim-tokenizer.h"
+#include "test-util.h"
 
 static char *
 bert_vocab_path (void)
@@ -42,21 +43,6 @@ make_tmpdir (void)
   char *dir = g_dir_make_tmp ("stsim-tok-XXXXXX", &err);
   g_assert_no_error (err);
   return dir;
-}
-
-static void
-rm_rf (const char *dir)
-{
-  GDir *d = g_dir_open (dir, 0, NULL);
-  if (d) {
-    const char *name;
-    while ((name = g_dir_read_name (d))) {
-      g_autofree char *p = g_build_filename (dir, name, NULL);
-      g_remove (p);
-    }
-    g_dir_close (d);
-  }
-  g_rmdir (dir);
 }
 
 static void
@@ -187,7 +173,7 @@ test_wordpiece_greedy (void)
   g_assert_cmpint (ids->len, ==, 102);
   g_string_free (s, TRUE);
   stsim_tokenizer_free (tok);
-  rm_rf (dir);
+  stsim_test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -204,7 +190,7 @@ test_clean_and_split (void)
   /* CJK characters become words of their own: 中 is not in the toy vocab. */
   assert_ids (tok, "x\xe4\xb8\xadx", -1, 0, IDS (2, 15, 1, 15, 3));
   stsim_tokenizer_free (tok);
-  rm_rf (dir);
+  stsim_test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -229,7 +215,7 @@ test_truncation (void)
   g_assert_error (err, STSIM_ERROR, STSIM_ERROR_INVALID);
   g_assert_cmpint (ids->len, ==, 0);
   stsim_tokenizer_free (tok);
-  rm_rf (dir);
+  stsim_test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -284,7 +270,7 @@ test_invalid_utf8 (void)
   /* The largest scalar value and a 4-byte emoji are fine. */
   assert_ids (tok, "\xf4\x8f\xbf\xbf", -1, 0, IDS (2, 1, 3));
   stsim_tokenizer_free (tok);
-  rm_rf (dir);
+  stsim_test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -339,7 +325,7 @@ test_batch (void)
   g_assert_null (b.ids);
   g_assert_null (b.mask);
   stsim_tokenizer_free (tok);
-  rm_rf (dir);
+  stsim_test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -413,7 +399,7 @@ test_vocab_errors (void)
   g_assert_cmpint (stsim_tokenizer_token_to_id (tok, "cd"), ==, 7);
   g_assert_cmpstr (stsim_tokenizer_id_to_token (tok, 5), ==, "ab");
   assert_ids (tok, "ab cd", -1, 0, IDS (2, 6, 7, 3));
-  rm_rf (dir);
+  stsim_test_remove_tree (dir);
 }
 
 static void
@@ -480,7 +466,7 @@ test_from_dir (void)
   g_assert_error (err, STSIM_ERROR, STSIM_ERROR_UNSUPPORTED);
   g_assert_nonnull (strstr (err->message, "strip_accents"));
   g_clear_error (&err);
-  rm_rf (dir);
+  stsim_test_remove_tree (dir);
 }
 
 static void
@@ -505,7 +491,7 @@ test_from_dir_bpe (void)
   g_autoptr(StsimTokenizer) tok = stsim_tokenizer_new_from_dir (dir, &err);
   if (err && g_error_matches (err, STSIM_ERROR, STSIM_ERROR_UNSUPPORTED)) {
     g_test_skip ("BPE not built in yet");
-    rm_rf (dir);
+    stsim_test_remove_tree (dir);
     return;
   }
   g_assert_no_error (err);
@@ -520,7 +506,7 @@ test_from_dir_bpe (void)
   g_assert_false (stsim_tokenizer_is_special (tok, 4));
   /* method.md §2.4 */
   assert_ids (tok, "Hello world", -1, 0, IDS (0, 31414, 232, 2));
-  rm_rf (dir);
+  stsim_test_remove_tree (dir);
 }
 
 /* Every input the WordPiece fuzzer ever crashed on (tests/fixtures/fuzz/wordpiece). */

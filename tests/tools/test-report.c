@@ -11,6 +11,7 @@
 
 #include "stsim/stsim-error.h"
 #include "train/curves.h"
+#include "test-util.h"
 
 static const char *const tasks[7] = { "STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark",
                                       "SICKRelatedness" };
@@ -19,23 +20,6 @@ typedef struct {
   char *tmp;
   char *out, *err;  /* of the last tool run */
 } Fixture;
-
-static void
-remove_tree (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK)) {
-    GDir *d = g_dir_open (path, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name (d))) {
-      g_autofree char *child = g_build_filename (path, n, NULL);
-      remove_tree (child);
-    }
-    if (d)
-      g_dir_close (d);
-    g_rmdir (path);
-  } else
-    g_unlink (path);
-}
 
 static void
 fixture_setup (Fixture *f, gconstpointer data)
@@ -47,7 +31,7 @@ fixture_setup (Fixture *f, gconstpointer data)
 static void
 fixture_teardown (Fixture *f, gconstpointer data)
 {
-  remove_tree (f->tmp);
+  stsim_test_remove_tree (f->tmp);
   g_free (f->tmp);
   g_free (f->out);
   g_free (f->err);
