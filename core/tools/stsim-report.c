@@ -460,25 +460,6 @@ row_color (GPtrArray *rows, guint i)
   return row->baseline ? greys[same % G_N_ELEMENTS (greys)] : palette[same % G_N_ELEMENTS (palette)];
 }
 
-static void
-append_num (GString *out, double v)
-{
-  char buf[G_ASCII_DTOSTR_BUF_SIZE];
-  g_string_append (out, g_ascii_formatd (buf, sizeof buf, "%.1f", v));
-}
-
-static void
-append_text (GString *out, double x, double y, const char *anchor, const char *attrs, const char *text)
-{
-  g_autofree char *esc = g_markup_escape_text (text, -1);
-  g_string_append (out, "<text x=\"");
-  append_num (out, x);
-  g_string_append (out, "\" y=\"");
-  append_num (out, y);
-  g_string_append_printf (out, "\" text-anchor=\"%s\"%s%s>%s</text>\n", anchor, attrs ? " " : "", attrs ? attrs : "",
-                          esc);
-}
-
 typedef struct {
   double lo, hi, top, bottom;  /* values and their pixels */
 } YAxis;
@@ -500,26 +481,26 @@ append_y_axis (GString *out, const YAxis *a, double step, double left, double ri
       break;
     double py = y_px (a, v);
     g_string_append (out, "<line x1=\"");
-    append_num (out, left);
+    stsim_curves_append_px (out, left);
     g_string_append (out, "\" x2=\"");
-    append_num (out, right);
+    stsim_curves_append_px (out, right);
     g_string_append (out, "\" y1=\"");
-    append_num (out, py);
+    stsim_curves_append_px (out, py);
     g_string_append (out, "\" y2=\"");
-    append_num (out, py);
+    stsim_curves_append_px (out, py);
     g_string_append (out, "\" stroke=\"#e6e6e6\"/>\n");
-    append_text (out, left - 6, py + 4, "end", NULL, stsim_curves_format (buf, v, 6));
+    stsim_curves_append_text (out, left - 6, py + 4, "end", NULL, stsim_curves_format (buf, v, 6));
   }
   g_string_append (out, "<rect x=\"");
-  append_num (out, left);
+  stsim_curves_append_px (out, left);
   g_string_append (out, "\" y=\"");
-  append_num (out, a->top);
+  stsim_curves_append_px (out, a->top);
   g_string_append (out, "\" width=\"");
-  append_num (out, right - left);
+  stsim_curves_append_px (out, right - left);
   g_string_append (out, "\" height=\"");
-  append_num (out, a->bottom - a->top);
+  stsim_curves_append_px (out, a->bottom - a->top);
   g_string_append (out, "\" fill=\"none\" stroke=\"#444\"/>\n");
-  append_text (out, left, a->top - 10, "start", "font-weight=\"bold\"", label);
+  stsim_curves_append_text (out, left, a->top - 10, "start", "font-weight=\"bold\"", label);
 }
 
 /* A bar from 0 (or the axis bottom) to @v, its error bar, a tooltip. */
@@ -531,35 +512,35 @@ append_bar (GString *out, const YAxis *a, const char *cls, double x, double w, d
   double top = y_px (a, v);
   g_autofree char *esc = g_markup_escape_text (tip, -1);
   g_string_append_printf (out, "<rect class=\"%s\" x=\"", cls);
-  append_num (out, x);
+  stsim_curves_append_px (out, x);
   g_string_append (out, "\" y=\"");
-  append_num (out, MIN (base, top));
+  stsim_curves_append_px (out, MIN (base, top));
   g_string_append (out, "\" width=\"");
-  append_num (out, w);
+  stsim_curves_append_px (out, w);
   g_string_append (out, "\" height=\"");
-  append_num (out, fabs (base - top));
+  stsim_curves_append_px (out, fabs (base - top));
   g_string_append_printf (out, "\" fill=\"%s\"><title>%s</title></rect>\n", color, esc);
   if (!isfinite (sd))
     return;
   double cx = x + w / 2, y0 = y_px (a, v - sd), y1 = y_px (a, v + sd), cap = MIN (8, w / 3);
   g_string_append (out, "<path class=\"err\" d=\"M");
-  append_num (out, cx);
+  stsim_curves_append_px (out, cx);
   g_string_append_c (out, ' ');
-  append_num (out, y0);
+  stsim_curves_append_px (out, y0);
   g_string_append (out, "V");
-  append_num (out, y1);
+  stsim_curves_append_px (out, y1);
   g_string_append (out, "M");
-  append_num (out, cx - cap);
+  stsim_curves_append_px (out, cx - cap);
   g_string_append_c (out, ' ');
-  append_num (out, y0);
+  stsim_curves_append_px (out, y0);
   g_string_append (out, "H");
-  append_num (out, cx + cap);
+  stsim_curves_append_px (out, cx + cap);
   g_string_append (out, "M");
-  append_num (out, cx - cap);
+  stsim_curves_append_px (out, cx - cap);
   g_string_append_c (out, ' ');
-  append_num (out, y1);
+  stsim_curves_append_px (out, y1);
   g_string_append (out, "H");
-  append_num (out, cx + cap);
+  stsim_curves_append_px (out, cx + cap);
   g_string_append (out, "\" stroke=\"#222\" stroke-width=\"1.2\" fill=\"none\"/>\n");
 }
 
@@ -594,7 +575,7 @@ report_svg (GPtrArray *rows, const char *title)
                           "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                           "font-family=\"sans-serif\" font-size=\"12\">\n"
                           "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", SW, height, SW, height);
-  append_text (out, SW / 2.0, 30, "middle", "font-size=\"16\" font-weight=\"bold\"", title);
+  stsim_curves_append_text (out, SW / 2.0, 30, "middle", "font-size=\"16\" font-weight=\"bold\"", title);
 
   /* Panel 1: Avg per row, mean ± sd, value on top. */
   YAxis a = { .top = 70, .bottom = 300 };
@@ -610,7 +591,7 @@ report_svg (GPtrArray *rows, const char *title)
     g_autofree char *tip = g_strdup_printf ("%s: Avg %s (n = %u)", row->name, cell, row->runs->len);
     append_bar (out, &a, "avg-bar", x, w, s.mean, row->baseline ? NAN : s.sd, row_color (rows, i), tip);
     double label_y = y_px (&a, s.mean + (isfinite (s.sd) && !row->baseline ? s.sd : 0)) - 6;
-    append_text (out, x + w / 2, MIN (label_y, y_px (&a, s.mean) - 6), "middle", "class=\"value\"",
+    stsim_curves_append_text (out, x + w / 2, MIN (label_y, y_px (&a, s.mean) - 6), "middle", "class=\"value\"",
                  g_ascii_formatd (buf, sizeof buf, "%.2f", s.mean));
     g_autofree char *name = row->baseline ? g_strdup_printf ("%s (baseline)", row->name) : g_strdup (row->name);
     /* A label wider than its slot (about 6.5 px a character at this font
@@ -620,9 +601,9 @@ report_svg (GPtrArray *rows, const char *title)
       g_ascii_formatd (xs, sizeof xs, "%.1f", x + w / 2);
       g_ascii_formatd (ys, sizeof ys, "%.1f", a.bottom + 14);
       g_autofree char *turn = g_strdup_printf ("transform=\"rotate(-30 %s %s)\"", xs, ys);
-      append_text (out, x + w / 2, a.bottom + 14, "end", turn, name);
+      stsim_curves_append_text (out, x + w / 2, a.bottom + 14, "end", turn, name);
     } else
-      append_text (out, x + w / 2, a.bottom + 18, "middle", NULL, name);
+      stsim_curves_append_text (out, x + w / 2, a.bottom + 18, "middle", NULL, name);
   }
 
   /* Panel 2: the seven tasks, one bar per row in each. */
@@ -640,36 +621,25 @@ report_svg (GPtrArray *rows, const char *title)
       g_autofree char *tip = g_strdup_printf ("%s, %s: %s", row->name, stsim_sts_task_short_name (tasks[k]), cell);
       append_bar (out, &b, "task-bar", x0 + i * bw, bw, s.mean, row->baseline ? NAN : s.sd, row_color (rows, i), tip);
     }
-    append_text (out, LEFT + (k + 0.5) * tslot, b.bottom + 18, "middle", NULL, stsim_sts_task_short_name (tasks[k]));
+    stsim_curves_append_text (out, LEFT + (k + 0.5) * tslot, b.bottom + 18, "middle", NULL, stsim_sts_task_short_name (tasks[k]));
   }
   /* Legend: five rows per line. */
   for (guint i = 0; i < n; i++) {
     const Row *row = g_ptr_array_index (rows, i);
     double x = LEFT + (i % 5) * 155.0, y = 690 + 20 * (i / 5);
     g_string_append (out, "<rect x=\"");
-    append_num (out, x);
+    stsim_curves_append_px (out, x);
     g_string_append (out, "\" y=\"");
-    append_num (out, y - 10);
+    stsim_curves_append_px (out, y - 10);
     g_string_append_printf (out, "\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", row_color (rows, i));
     g_autofree char *label = g_strdup_printf ("%s (n = %u)", row->name, row->runs->len);
-    append_text (out, x + 18, y, "start", NULL, label);
+    stsim_curves_append_text (out, x + 18, y, "start", NULL, label);
   }
   g_string_append (out, "</svg>\n");
   return g_string_free (out, FALSE);
 }
 
 /* ---- main --------------------------------------------------------------------------------- */
-
-static gboolean
-write_output (const char *path, const char *text, GError **error)
-{
-  g_autoptr(GError) e = NULL;
-  if (!g_file_set_contents (path, text, -1, &e)) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "cannot write %s: %s", path, e->message);
-    return FALSE;
-  }
-  return TRUE;
-}
 
 /* The run's name from its resolved.ini, else the folder's name. */
 static char *
@@ -757,7 +727,7 @@ main (int argc, char **argv)
   g_autofree char *md = report_markdown (rows, heading);
   g_autofree char *chart = svg ? report_svg (rows, heading) : NULL;
   /* Both outputs are complete before either is written. */
-  if ((markdown && !write_output (markdown, md, &err)) || (svg && !write_output (svg, chart, &err))) {
+  if ((markdown && !tool_write_text (markdown, md, &err)) || (svg && !tool_write_text (svg, chart, &err))) {
     tool_print_error (err);
     return STSIM_EXIT_INVALID;
   }

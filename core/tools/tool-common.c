@@ -105,14 +105,20 @@ tool_json_to_string (JsonNode *node)
 }
 
 gboolean
-tool_write_json (const char *path, JsonNode *node, GError **error)
+tool_write_text (const char *path, const char *text, GError **error)
 {
-  g_autofree char *text = tool_json_to_string (node);
   g_autoptr(GError) e = NULL;
 
-  if (!g_file_set_contents (path, text, -1, &e)) {
+  if (!g_file_set_contents (path, text, -1, &e)) {  /* temporary file + rename */
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "cannot write %s: %s", path, e->message);
     return FALSE;
   }
   return TRUE;
+}
+
+gboolean
+tool_write_json (const char *path, JsonNode *node, GError **error)
+{
+  g_autofree char *text = tool_json_to_string (node);
+  return tool_write_text (path, text, error);
 }

@@ -29,7 +29,9 @@ void     tool_print_failure_hint (StsimRegistry *reg);
 void     tool_print_warnings (const StsimRecipe *recipe);
 /* @node as pretty JSON text with a final newline. */
 char    *tool_json_to_string (JsonNode *node);
-/* Writes tool_json_to_string (@node) to @path atomically (temp file + rename). */
+/* Writes @text to @path atomically (temp file + rename); the error names the file. */
+gboolean tool_write_text (const char *path, const char *text, GError **error);
+/* Writes tool_json_to_string (@node) to @path the same way. */
 gboolean tool_write_json (const char *path, JsonNode *node, GError **error);
 
 G_END_DECLS

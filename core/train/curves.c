@@ -243,21 +243,21 @@ axis_map (const Axis *a, double v)
 }
 
 /* Pixel coordinates with one decimal: enough for a screen, small on disk. */
-static void
-append_px (GString *out, double v)
+void
+stsim_curves_append_px (GString *out, double v)
 {
   char buf[G_ASCII_DTOSTR_BUF_SIZE];
   g_string_append (out, g_ascii_formatd (buf, sizeof buf, "%.1f", v));
 }
 
-static void
-append_text (GString *out, double x, double y, const char *anchor, const char *attrs, const char *text)
+void
+stsim_curves_append_text (GString *out, double x, double y, const char *anchor, const char *attrs, const char *text)
 {
   g_autofree char *esc = g_markup_escape_text (text, -1);
   g_string_append (out, "<text x=\"");
-  append_px (out, x);
+  stsim_curves_append_px (out, x);
   g_string_append (out, "\" y=\"");
-  append_px (out, y);
+  stsim_curves_append_px (out, y);
   g_string_append_printf (out, "\" text-anchor=\"%s\"%s%s>%s</text>\n", anchor, attrs ? " " : "", attrs ? attrs : "",
                           esc);
 }
@@ -266,13 +266,13 @@ static void
 append_line (GString *out, double x1, double y1, double x2, double y2, const char *attrs)
 {
   g_string_append (out, "<line x1=\"");
-  append_px (out, x1);
+  stsim_curves_append_px (out, x1);
   g_string_append (out, "\" y1=\"");
-  append_px (out, y1);
+  stsim_curves_append_px (out, y1);
   g_string_append (out, "\" x2=\"");
-  append_px (out, x2);
+  stsim_curves_append_px (out, x2);
   g_string_append (out, "\" y2=\"");
-  append_px (out, y2);
+  stsim_curves_append_px (out, y2);
   g_string_append_printf (out, "\" %s/>\n", attrs);
 }
 
@@ -293,7 +293,7 @@ append_axes (GString *out, const Axis *xa, const Axis *ya)
     double px = axis_map (xa, v);
     append_line (out, px, ya->p0, px, ya->p1, "stroke=\"#e6e6e6\"");
     append_line (out, px, ya->p0, px, ya->p0 + 4, "stroke=\"#444\"");
-    append_text (out, px, ya->p0 + 17, "middle", NULL, stsim_curves_format (buf, v, 8));
+    stsim_curves_append_text (out, px, ya->p0 + 17, "middle", NULL, stsim_curves_format (buf, v, 8));
   }
   if (ya->log) {
     int d0 = (int) lround (log10 (ya->lo)), d1 = (int) lround (log10 (ya->hi));
@@ -304,7 +304,7 @@ append_axes (GString *out, const Axis *xa, const Axis *ya)
       if ((d - d0) % MAX (stride, 1) != 0)
         continue;
       append_line (out, xa->p0 - 4, py, xa->p0, py, "stroke=\"#444\"");
-      append_text (out, xa->p0 - 7, py + 4, "end", NULL, stsim_curves_format (buf, pow (10, d), 3));
+      stsim_curves_append_text (out, xa->p0 - 7, py + 4, "end", NULL, stsim_curves_format (buf, pow (10, d), 3));
     }
   } else {
     double ystep = ya->step;
@@ -315,12 +315,12 @@ append_axes (GString *out, const Axis *xa, const Axis *ya)
       double py = axis_map (ya, v);
       append_line (out, xa->p0, py, xa->p1, py, "stroke=\"#e6e6e6\"");
       append_line (out, xa->p0 - 4, py, xa->p0, py, "stroke=\"#444\"");
-      append_text (out, xa->p0 - 7, py + 4, "end", NULL, stsim_curves_format (buf, v, 6));
+      stsim_curves_append_text (out, xa->p0 - 7, py + 4, "end", NULL, stsim_curves_format (buf, v, 6));
     }
   }
   g_string_append_printf (out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n",
                           (int) xa->p0, (int) ya->p1, (int) (xa->p1 - xa->p0), (int) (ya->p0 - ya->p1));
-  append_text (out, (xa->p0 + xa->p1) / 2, ya->p0 + 36, "middle", NULL, "step");
+  stsim_curves_append_text (out, (xa->p0 + xa->p1) / 2, ya->p0 + 36, "middle", NULL, "step");
 }
 
 /* Plain numbers give a linear y range; a log one needs positive values. */
@@ -349,9 +349,9 @@ append_polyline (GString *out, const Series *s, const Axis *xa, const Axis *ya, 
     if (!first)
       g_string_append_c (out, ' ');
     first = FALSE;
-    append_px (out, axis_map (xa, g_array_index (s->x, double, i)));
+    stsim_curves_append_px (out, axis_map (xa, g_array_index (s->x, double, i)));
     g_string_append_c (out, ',');
-    append_px (out, axis_map (ya, v));
+    stsim_curves_append_px (out, axis_map (ya, v));
   }
   g_string_append (out, "\"/>\n");
 }
@@ -379,7 +379,7 @@ append_loss_panel (GString *out, const Curves *c, const Axis *xa_in)
   for (guint i = 0; i < c->loss->len; i++)
     series_range (g_ptr_array_index (c->loss, i), &lo, &hi);
   if (!isfinite (lo)) {
-    append_text (out, (PLOT_L + PLOT_R) / 2.0, (P1_TOP + P1_BOT) / 2.0, "middle", "fill=\"#888\"",
+    stsim_curves_append_text (out, (PLOT_L + PLOT_R) / 2.0, (P1_TOP + P1_BOT) / 2.0, "middle", "fill=\"#888\"",
                  "no loss values yet");
     return;
   }
@@ -392,7 +392,7 @@ append_loss_panel (GString *out, const Curves *c, const Axis *xa_in)
     ya.hi = pow (10, ceil (log10 (hi)));
   } else
     ya.step = stsim_curves_nice_range (&ya.lo, &ya.hi, 5);
-  append_text (out, PLOT_L, P1_TOP - 10, "start", "font-weight=\"bold\"",
+  stsim_curves_append_text (out, PLOT_L, P1_TOP - 10, "start", "font-weight=\"bold\"",
                ya.log ? "loss (log scale)" : "loss");
   append_axes (out, &xa, &ya);
   /* Terms first, the dashed total on top: with one objective they coincide. */
@@ -410,7 +410,7 @@ append_loss_panel (GString *out, const Curves *c, const Axis *xa_in)
     const Series *s = g_ptr_array_index (c->loss, i);
     g_autofree char *style = loss_style (c, i);
     append_line (out, LEGEND_X, y, LEGEND_X + 22, y, style);
-    append_text (out, LEGEND_X + 28, y + 4, "start", NULL,
+    stsim_curves_append_text (out, LEGEND_X + 28, y + 4, "start", NULL,
                  strcmp (s->name, "loss") == 0 ? "loss (weighted total)" : s->name + strlen ("loss."));
   }
 }
@@ -422,9 +422,9 @@ append_dev_panel (GString *out, const Curves *c, const Axis *xa)
   const Series *s = c->dev;
   double lo = INFINITY, hi = -INFINITY;
   series_range (s, &lo, &hi);
-  append_text (out, PLOT_L, P2_TOP - 10, "start", "font-weight=\"bold\"", "STS-B dev Spearman");
+  stsim_curves_append_text (out, PLOT_L, P2_TOP - 10, "start", "font-weight=\"bold\"", "STS-B dev Spearman");
   if (!isfinite (lo)) {
-    append_text (out, (PLOT_L + PLOT_R) / 2.0, (P2_TOP + P2_BOT) / 2.0, "middle", "fill=\"#888\"",
+    stsim_curves_append_text (out, (PLOT_L + PLOT_R) / 2.0, (P2_TOP + P2_BOT) / 2.0, "middle", "fill=\"#888\"",
                  "no dev evaluations yet");
     return;
   }
@@ -447,25 +447,25 @@ append_dev_panel (GString *out, const Curves *c, const Axis *xa)
     if (!isfinite (v))
       continue;
     g_string_append (out, "<circle class=\"dev-point\" cx=\"");
-    append_px (out, axis_map (xa, g_array_index (s->x, double, i)));
+    stsim_curves_append_px (out, axis_map (xa, g_array_index (s->x, double, i)));
     g_string_append (out, "\" cy=\"");
-    append_px (out, axis_map (&ya, v));
+    stsim_curves_append_px (out, axis_map (&ya, v));
     g_string_append (out, "\" r=\"2.5\" fill=\"#1f77b4\"/>\n");
   }
   g_string_append (out, "<circle class=\"best\" cx=\"");
-  append_px (out, bx);
+  stsim_curves_append_px (out, bx);
   g_string_append (out, "\" cy=\"");
-  append_px (out, by);
+  stsim_curves_append_px (out, by);
   g_string_append (out, "\" r=\"6\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\"/>\n");
   double y = P2_TOP + 8;
   append_line (out, LEGEND_X, y, LEGEND_X + 22, y, "stroke=\"#1f77b4\" stroke-width=\"2\"");
-  append_text (out, LEGEND_X + 28, y + 4, "start", NULL, "dev Spearman");
+  stsim_curves_append_text (out, LEGEND_X + 28, y + 4, "start", NULL, "dev Spearman");
   y += 18;
   g_string_append_printf (out, "<circle cx=\"%d\" cy=\"%.0f\" r=\"5\" fill=\"none\" stroke=\"#d62728\" "
                           "stroke-width=\"2\"/>\n", LEGEND_X + 11, y);
   g_autofree char *label = g_strdup_printf ("best %s at step %.0f", stsim_curves_format (buf, g_array_index (s->y,
                                             double, best), 4), g_array_index (s->x, double, best));
-  append_text (out, LEGEND_X + 28, y + 4, "start", NULL, label);
+  stsim_curves_append_text (out, LEGEND_X + 28, y + 4, "start", NULL, label);
 }
 
 static char *
@@ -476,7 +476,7 @@ curves_render (const Curves *c, const char *title)
                           "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                           "font-family=\"sans-serif\" font-size=\"12\">\n"
                           "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
-  append_text (out, W / 2.0, 30, "middle", "font-size=\"16\" font-weight=\"bold\"", title ? title : "training");
+  stsim_curves_append_text (out, W / 2.0, 30, "middle", "font-size=\"16\" font-weight=\"bold\"", title ? title : "training");
 
   /* One step axis for both panels, so that a dev point sits under its loss. */
   double xmax = 0;

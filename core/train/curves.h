@@ -37,4 +37,11 @@ double   stsim_curves_nice_range (double *lo, double *hi, guint target);
  * @buf (G_ASCII_DTOSTR_BUF_SIZE bytes); returns @buf. */
 char    *stsim_curves_format     (char *buf, double v, int digits);
 
+/* SVG text primitives shared with stsim-report: a pixel coordinate with one
+ * decimal ('.' whatever the locale), and a <text> element at (@x, @y) with
+ * @anchor (start|middle|end), optional raw @attrs and escaped @text. */
+void     stsim_curves_append_px   (GString *out, double v);
+void     stsim_curves_append_text (GString *out, double x, double y, const char *anchor, const char *attrs,
+                                   const char *text);
+
 G_END_DECLS
