@@ -20,8 +20,8 @@ if [ "${RUN_COMPARISON_ONE:-}" = 1 ]; then   # one run: NAME SEED|-
   mkdir -p "$out"
   echo "start $out ($(date +%H:%M:%S))"
   if ! "$build/core/tools/stsim-run" "recipes/mini/$name.ini" "${extra[@]}" --set "run.output=$out" \
-         --set run.threads=1 --resume > "$out.log" 2>&1; then
-    echo "FAILED $out: see $out.log" >&2; exit 1
+         --set run.threads=1 --resume > "$out/stsim-run.log" 2>&1; then
+    echo "FAILED $out: see $out/stsim-run.log" >&2; exit 1
   fi
   echo "done  $out ($(date +%H:%M:%S))"
   exit 0
