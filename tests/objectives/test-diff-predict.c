@@ -472,17 +472,6 @@ static const char *const train_texts[] = {
 
 #define make_component(...) train_test_objective (reg, __VA_ARGS__)
 
-static StsimTensor *
-component_loss (StsimComponent *c, StsimTrainStep *step)
-{
-  g_autoptr(GError) err = NULL;
-  const StsimObjectiveVTable *vt = stsim_component_get_desc (c)->vtable;
-  StsimTensor *loss = NULL;
-  if (!vt->loss (stsim_component_get_state (c), step, &loss, &err))
-    g_error ("loss failed: %s", err->message);
-  return loss;
-}
-
 /* Student gradient of contrastive + w·diff-predict on one fixed step. */
 static float *
 student_grad (StsimModel *student, StsimComponent *cl, StsimComponent *diff, double w, gint64 *n)
@@ -494,8 +483,8 @@ student_grad (StsimModel *student, StsimComponent *cl, StsimComponent *diff, dou
   stsim_tape_set_step (tape, 4);
   g_autoptr(StsimTrainStep) step = stsim_train_step_new_detached (tape, 3, 2, 11, 4);
   g_assert_true (stsim_train_step_set_model (step, student, train_texts, 32, &err));
-  StsimTensor *lc = component_loss (cl, step);
-  StsimTensor *ld = component_loss (diff, step);
+  StsimTensor *lc = train_test_loss (cl, step);
+  StsimTensor *ld = train_test_loss (diff, step);
   StsimTensor *total = stsim_axpby (tape, 1.0f, lc, (float) w, ld);
   g_assert_true (stsim_tape_backward (tape, total, NULL, &err));
   g_assert_no_error (err);
@@ -732,7 +721,7 @@ test_store (void)
   gsize n_stores = 99;
   g_assert_null (vt->params (stsim_component_get_state (c), &n_stores));
   g_assert_cmpuint (n_stores, ==, 0);
-  StsimTensor *loss = component_loss (c, step);
+  StsimTensor *loss = train_test_loss (c, step);
   StsimParamStore *const *stores = vt->params (stsim_component_get_state (c), &n_stores);
   g_assert_nonnull (stores);
   g_assert_cmpuint (n_stores, ==, 2);
@@ -919,8 +908,8 @@ test_train (void)
     g_autoptr(GBytes) y = state_tensor (b, names[i]);
     g_assert_true (g_bytes_equal (x, y));
   }
-  train_test_rm_rf (a);
-  train_test_rm_rf (b);
+  stsim_test_remove_tree (a);
+  stsim_test_remove_tree (b);
 }
 
 int

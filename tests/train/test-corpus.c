@@ -183,7 +183,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/csv/good", test_csv_good);
   g_test_add_func ("/train/csv/errors", test_csv_errors);
   int rc = g_test_run ();
-  train_test_rm_rf (tmpdir);
+  stsim_test_remove_tree (tmpdir);
   g_free (tmpdir);
   return rc;
 }

@@ -34,19 +34,6 @@ rel_err (const float *a, const float *b, gint64 n)
 
 #define make_objective(...) train_test_objective (reg, __VA_ARGS__)
 
-static StsimTensor *
-run_loss (StsimComponent *c, StsimTrainStep *step)
-{
-  g_autoptr(GError) err = NULL;
-  const StsimObjectiveVTable *vt = stsim_component_get_desc (c)->vtable;
-  StsimTensor *loss = NULL;
-  if (!vt->loss (stsim_component_get_state (c), step, &loss, &err))
-    g_error ("loss failed: %s", err->message);
-  g_assert_nonnull (loss);
-  g_assert_cmpint (loss->numel, ==, 1);
-  return loss;
-}
-
 /* One InfoNCE fixture: views z1, z2 (, z3) stacked view-major into one leaf. */
 static void
 check_infonce (gconstpointer data)
@@ -89,7 +76,7 @@ check_infonce (gconstpointer data)
   stsim_tensor_set_requires_grad (zt, TRUE);
   g_autoptr(StsimTrainStep) step = stsim_train_step_new_detached (tape, B, V, 42, 0);
   stsim_train_step_set_projected (step, zt);
-  StsimTensor *loss = run_loss (c, step);
+  StsimTensor *loss = train_test_loss (c, step);
   double e_loss = fabs (loss->data[0] - want[0]) / fabs (want[0]);
   g_assert_true (stsim_tape_backward (tape, loss, NULL, &err));
   g_assert_no_error (err);
@@ -321,7 +308,7 @@ test_mlm_plugin (void)
     g_autoptr(StsimTrainStep) step = stsim_train_step_new_detached (tape, 2, 2, 5, 11);
     g_assert_true (stsim_train_step_set_model (step, model, texts, 32, &err));
     g_assert_no_error (err);
-    StsimTensor *loss = run_loss (c, step);
+    StsimTensor *loss = train_test_loss (c, step);
     double sel = stsim_train_step_get_logged (step, "selected");
     g_test_message ("mlm loss %.5f over %.0f positions (log V = %.5f)", loss->data[0], sel, log (cfg.vocab_size));
     g_assert_true (isfinite (loss->data[0]));

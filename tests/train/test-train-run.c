@@ -499,7 +499,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/errors/recipe", test_recipe_errors);
   g_test_add_func ("/train/errors/untrainable-encoder", test_untrainable_encoder);
   int rc = g_test_run ();
-  train_test_rm_rf (tmpdir);
+  stsim_test_remove_tree (tmpdir);
   g_free (tmpdir);
   stsim_registry_free (reg);
   return rc;

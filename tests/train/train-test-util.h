@@ -3,25 +3,8 @@
 #include <stdarg.h>
 #include <glib.h>
 #include <glib/gstdio.h>
-
-/* Removes @path and everything below it. */
-static inline void
-train_test_rm_rf (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK)) {
-    GDir *d = g_dir_open (path, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name (d))) {
-      char *child = g_build_filename (path, name, NULL);
-      train_test_rm_rf (child);
-      g_free (child);
-    }
-    if (d)
-      g_dir_close (d);
-    g_rmdir (path);
-  } else
-    g_unlink (path);
-}
+#include "stsim/stsim-plugin.h"
+#include "test-util.h"
 
 /* tests/fixtures (G_TEST_SRCDIR is tests/ under meson test). */
 static inline char *
@@ -51,3 +34,18 @@ train_test_fixture (const char *first, ...)
     g_assert_no_error (err_);                                                        \
     g_assert_nonnull (c_);                                                           \
     c_; })
+
+/* The objective @c's loss on @step (its vtable's loss op); fails the test
+ * on an error and checks that the loss is a scalar. */
+static inline StsimTensor *
+train_test_loss (StsimComponent *c, StsimTrainStep *step)
+{
+  GError *err = NULL;
+  const StsimObjectiveVTable *vt = stsim_component_get_desc (c)->vtable;
+  StsimTensor *loss = NULL;
+  if (!vt->loss (stsim_component_get_state (c), step, &loss, &err))
+    g_error ("loss failed: %s", err->message);
+  g_assert_nonnull (loss);
+  g_assert_cmpint (loss->numel, ==, 1);
+  return loss;
+}
