@@ -88,6 +88,23 @@ masked_batch_free (StsimTokenBatch *b)
   g_free (b);
 }
 
+/* Logs the share of the @n selected positions whose arg-max prediction in
+ * @logits [n, V] is the target. */
+static void
+log_accuracy (StsimTrainStep *step, const StsimTensor *logits, const gint32 *targets, gsize n)
+{
+  gint64 V = stsim_tensor_cols (logits), hits = 0;
+  for (gsize i = 0; i < n; i++) {
+    const float *row = logits->data + i * V;
+    gint64 best = 0;
+    for (gint64 j = 1; j < V; j++)
+      if (row[j] > row[best])
+        best = j;
+    hits += best == targets[i];
+  }
+  stsim_train_step_log (step, "accuracy", (double) hits / n);
+}
+
 static gboolean
 mlm_loss_sharded (Masked *mk, StsimTrainStep *step, StsimModel *model, gsize n_sel_global, StsimTensor **loss,
                   GError **error)
@@ -156,17 +173,8 @@ mlm_loss_sharded (Masked *mk, StsimTrainStep *step, StsimModel *model, gsize n_s
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "mlm: building the loss failed");
     return FALSE;
   }
-  gint64 V = stsim_tensor_cols (logits), hits = 0;
-  for (gsize i = 0; i < n_sel; i++) {
-    const float *row = logits->data + i * V;
-    gint64 best = 0;
-    for (gint64 j = 1; j < V; j++)
-      if (row[j] > row[best])
-        best = j;
-    hits += best == targets[i];
-  }
   /* This rank's share of the positions (rank 0's is what gets logged). */
-  stsim_train_step_log (step, "accuracy", (double) hits / n_sel);
+  log_accuracy (step, logits, targets, n_sel);
   return TRUE;
 }
 
@@ -247,17 +255,7 @@ mlm_loss (gpointer state, StsimTrainStep *step, StsimTensor **loss, GError **err
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "mlm: building the loss failed");
     return FALSE;
   }
-  /* Accuracy of the predictions at the selected positions. */
-  gint64 V = stsim_tensor_cols (logits), hits = 0;
-  for (gsize i = 0; i < n_sel; i++) {
-    const float *row = logits->data + i * V;
-    gint64 best = 0;
-    for (gint64 j = 1; j < V; j++)
-      if (row[j] > row[best])
-        best = j;
-    hits += best == mk->targets[i];
-  }
-  stsim_train_step_log (step, "accuracy", (double) hits / n_sel);
+  log_accuracy (step, logits, mk->targets, n_sel);
   stsim_train_step_log (step, "selected", (double) n_sel);
   return TRUE;
 }
