@@ -30,7 +30,6 @@
 #include <stsim/stsim.h>
 #include <stsim/stsim-model.h>
 #include <stsim/stsim-safetensors.h>
-#include "stsim-config.h"
 
 #define CACHE_FORMAT "encoder-teacher/1"
 
@@ -434,7 +433,7 @@ cache_key_init (EncoderTeacher *t, const char *const *texts, gsize n, CacheKey *
   if (!ck)
     return FALSE;
   key->fields[0] = (KeyField) { "format", g_strdup (CACHE_FORMAT) };
-  key->fields[1] = (KeyField) { "stsim_version", g_strdup (STSIM_VERSION) };
+  key->fields[1] = (KeyField) { "stsim_version", g_strdup (STSIM_VERSION_STRING) };
   key->fields[2] = (KeyField) { "corpus_sha256", g_strdup (g_checksum_get_string (sum)) };
   key->fields[3] = (KeyField) { "corpus_n", g_strdup_printf ("%" G_GSIZE_FORMAT, n) };
   key->fields[4] = (KeyField) { "checkpoint_sha256", ck };
