@@ -8,7 +8,7 @@
  * default spins at every barrier; when the other core is busy, each small
  * parallel region then waits for a scheduler tick: encoding STS-B with a tiny
  * model ran at 264 sentences/s with 2 threads against 3,336 with passive
- * waiting (and design.md §8 found PyTorch 40-70% faster with passive here).
+ * waiting (and PyTorch ran 40-70% faster with passive here: docs/performance.md).
  * So a tool re-executes itself once with the passive policy, unless the user
  * chose one. */
 static void
