@@ -4,7 +4,8 @@
  * Files: `git ls-files` of the source tree (argv[1]); without git, a walk
  * of the tree that skips hidden folders, build folders (those holding
  * meson-private/), runs/ and subprojects/. Binary files (a NUL byte in
- * their first 8 KiB) are skipped.
+ * their first 8 KiB) are skipped, and so is this file, whose examples name
+ * missing documents on purpose.
  *
  * References: any `[dirs/]NAME.md` token that is not part of a longer
  * path, a URL or a word (so `https://…/README.md` and `foo.md.bak` are not
@@ -29,6 +30,8 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+
+#define SELF "tests/tools/test-doc-refs.c"
 
 static const char *const written_names[] = { "out.md", "OUT.md", "report.md", NULL };
 
@@ -251,7 +254,8 @@ test_repository (void)
   g_autoptr(GString) errors = g_string_new (NULL);
   g_assert_cmpuint (files->len, >, 50);
   for (guint i = 0; i < files->len; i++)
-    check_file (g_ptr_array_index (files, i), errors);
+    if (strcmp (g_ptr_array_index (files, i), SELF) != 0)
+      check_file (g_ptr_array_index (files, i), errors);
   if (errors->len)
     g_test_message ("%s", errors->str);
   g_assert_cmpstr (errors->str, ==, "");
@@ -285,6 +289,14 @@ test_checker (void)
   }
 }
 
+/* Cache values may be NULL (a document without numbered headings). */
+static void
+unref_set (gpointer set)
+{
+  if (set)
+    g_hash_table_unref (set);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -296,7 +308,7 @@ main (int argc, char **argv)
   src_root = g_canonicalize_filename (argv[1], NULL);
   data_dir = g_getenv ("STSIM_DATA");
   have_data = data_dir && g_file_test (data_dir, G_FILE_TEST_IS_DIR);
-  heading_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_unref);
+  heading_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, unref_set);
   ref_re = g_regex_new ("(?<![A-Za-z0-9_./-])(?:\\.\\.?/)*(?:[A-Za-z0-9_.-]+/)*[A-Za-z0-9_-]+\\.md(?![A-Za-z0-9_])",
                         G_REGEX_RAW, 0, NULL);
   /* §N, §N-M, §N–§M, §N, §M ... (a comma continues only with another §). */
