@@ -114,7 +114,8 @@ run_argv (const char *const *argv, char **out, char **err)
 static void
 test_build (void)
 {
-  if (!g_find_program_in_path ("cc") || !g_find_program_in_path ("pkg-config")) {
+  g_autofree char *cc = g_find_program_in_path ("cc"), *pkg_config = g_find_program_in_path ("pkg-config");
+  if (!cc || !pkg_config) {
     g_test_skip ("cc or pkg-config is not installed");
     return;
   }

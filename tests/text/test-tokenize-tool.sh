@@ -1,6 +1,6 @@
 #!/bin/sh
 # The command-line contract of stsim-tokenize: line splitting, exit codes and
-# error messages. Expected ids: method.md §2.4 and vocab/README.md.
+# error messages. Expected ids: method.md §2.4 and data/vocab/README.md.
 #   test-tokenize-tool.sh PATH/stsim-tokenize BERT_MODEL_DIR
 set -u
 tool=$1

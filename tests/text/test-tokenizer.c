@@ -93,7 +93,7 @@ test_special_ids_bert (void)
   g_autoptr(StsimTokenizer) tok = bert_or_skip ();
   if (!tok)
     return;
-  /* vocab/README.md: [PAD]=0 [UNK]=100 [CLS]=101 [SEP]=102 [MASK]=103, 30,522 lines. */
+  /* data/vocab/README.md: [PAD]=0 [UNK]=100 [CLS]=101 [SEP]=102 [MASK]=103, 30,522 lines. */
   g_assert_cmpint (stsim_tokenizer_get_kind (tok), ==, STSIM_TOKENIZER_WORDPIECE);
   g_assert_cmpint (stsim_tokenizer_vocab_size (tok), ==, 30522);
   g_assert_cmpint (stsim_tokenizer_pad_id (tok), ==, 0);
@@ -496,7 +496,7 @@ test_from_dir_bpe (void)
   }
   g_assert_no_error (err);
   g_assert_cmpint (stsim_tokenizer_get_kind (tok), ==, STSIM_TOKENIZER_BPE);
-  /* vocab/README.md: <s>=0 <pad>=1 </s>=2 <unk>=3 <mask>=50264 */
+  /* data/vocab/README.md: <s>=0 <pad>=1 </s>=2 <unk>=3 <mask>=50264 */
   g_assert_cmpint (stsim_tokenizer_cls_id (tok), ==, 0);
   g_assert_cmpint (stsim_tokenizer_pad_id (tok), ==, 1);
   g_assert_cmpint (stsim_tokenizer_sep_id (tok), ==, 2);

@@ -13,9 +13,10 @@
  * relative to the repository root, to the citing file's folder, or, for a
  * bare name, in docs/. Documents of the data folder (STSIM_DATA, whose
  * layout docs/reproducing.md describes) satisfy references written
- * `../shared/data/X.md`, `data/X.md` or a data-relative path such as
- * `vocab/README.md`; when the data folder is absent those are reported and
- * not checked. Names the tools WRITE (`--markdown out.md`) are listed in
+ * `../shared/data/X.md` or `data/X.md` (and, when the folder is there, a
+ * data-relative path such as `vocab/README.md`); without the data folder
+ * the two explicit forms are reported and taken on trust, so cite data
+ * documents that way. Names the tools WRITE (`--markdown out.md`) are listed in
  * written_names below. Anything else, in particular a path that leaves the
  * repository (`../shared/docs/design.md`) or a bare name of a document the
  * repository lacks (`design.md`), is a failure naming file:line.
