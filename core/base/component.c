@@ -161,6 +161,42 @@ stsim_encoder_encode (StsimComponent *encoder, const char *const *sentences, gsi
 }
 
 gboolean
+stsim_encoder_has_sparse (StsimComponent *encoder)
+{
+  g_return_val_if_fail (encoder != NULL && encoder->desc->kind == STSIM_KIND_ENCODER, FALSE);
+  return VTABLE_OP (encoder, StsimEncoderVTable, encode_sparse) != NULL;
+}
+
+gboolean
+stsim_encoder_encode_sparse (StsimComponent *encoder, const char *sentence, GArray *idx, GArray *val,
+                             GError **error)
+{
+  gboolean (*op) (gpointer, const char *, GArray *, GArray *, GError **);
+
+  g_return_val_if_fail (encoder != NULL && encoder->desc->kind == STSIM_KIND_ENCODER, FALSE);
+  g_return_val_if_fail (sentence != NULL && idx != NULL && val != NULL, FALSE);
+  if (!(op = VTABLE_OP (encoder, StsimEncoderVTable, encode_sparse))) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_UNSUPPORTED, "encoder %s has no sparse encoding",
+                 encoder->desc->name);
+    return FALSE;
+  }
+  guint before = idx->len;
+  if (!op (encoder->state, sentence, idx, val, error))
+    return FALSE;
+  /* The contract the callers' exact sums rely on. */
+  gsize D = stsim_encoder_dim (encoder);
+  for (guint k = before; k < idx->len; k++)
+    if (g_array_index (idx, guint32, k) >= D ||
+        (k > before && g_array_index (idx, guint32, k) <= g_array_index (idx, guint32, k - 1)) ||
+        idx->len != val->len) {
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_PLUGIN, "encoder %s: encode_sparse gave coordinates that are "
+                   "not ascending, repeated or beyond D = %" G_GSIZE_FORMAT, encoder->desc->name, D);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
 stsim_evaluator_evaluate (StsimComponent *evaluator, StsimComponent *encoder, StsimEvalMode mode,
                           JsonObject *report, double *primary, GError **error)
 {

@@ -108,6 +108,29 @@ stsim_recipe_wants_training (const StsimRecipe *recipe)
 
 /* ---- setup ---------------------------------------------------------------------- */
 
+/* TRUE when a teacher section names @c in one of its references (an
+ * encoder-teacher's `encoder = encoder.LABEL`): such an encoder is the
+ * teacher's frozen scorer, never the student. */
+static gboolean
+wrapped_by_teacher (StsimTrainer *tr, StsimComponent *c)
+{
+  guint n = 0;
+  StsimComponent *const *all = stsim_context_get_components (tr->ctx, &n);
+  const char *label = stsim_component_get_label (c);
+  for (guint i = 0; i < n; i++) {
+    if (stsim_component_get_kind (all[i]) != STSIM_KIND_TEACHER)
+      continue;
+    const StsimParams *p = stsim_component_get_params (all[i]);
+    for (const StsimParamSpec *s = stsim_params_get_specs (p); s && s->name; s++) {
+      const char *const *refs = s->type == STSIM_PARAM_REFS ? stsim_params_get_refs (p, s->name, NULL) : NULL;
+      for (guint j = 0; refs && refs[j]; j++)
+        if (strcmp (refs[j], label) == 0)
+          return TRUE;
+    }
+  }
+  return FALSE;
+}
+
 static StsimComponent *
 find_component (StsimTrainer *tr, StsimKind kind, const char *label, GError **error)
 {
@@ -125,7 +148,7 @@ find_component (StsimTrainer *tr, StsimKind kind, const char *label, GError **er
     return c;
   }
   for (guint i = 0; i < n; i++)
-    if (stsim_component_get_kind (all[i]) == kind) {
+    if (stsim_component_get_kind (all[i]) == kind && !(kind == STSIM_KIND_ENCODER && wrapped_by_teacher (tr, all[i]))) {
       if (!found)
         found = all[i];
       count++;

@@ -74,6 +74,14 @@ typedef struct {
   struct _StsimModel *(*model) (gpointer state);
   /* Optional: the pooler the encoder uses at evaluation (StsimPooler value). */
   int      (*eval_pooler) (gpointer state);
+  /* Optional, appended after eval_pooler (vtable_size tells whether a plugin
+   * has it): the vector encode() would write for one sentence, as its
+   * non-zero coordinates: appends guint32 indices (ascending, each once) to
+   * @idx and the float values, bit-identical to encode()'s, to @val. For
+   * encoders whose D is large and whose vectors are mostly zeros (bow-idf:
+   * one coordinate per vocabulary word), where writing D floats per
+   * sentence would cost far more than the sentence. */
+  gboolean (*encode_sparse) (gpointer state, const char *sentence, GArray *idx, GArray *val, GError **error);
 } StsimEncoderVTable;
 
 /* ---- kind: evaluator -------------------------------------------------- */
@@ -173,6 +181,11 @@ gsize    stsim_encoder_dim     (StsimComponent *encoder);
 gboolean stsim_encoder_prepare (StsimComponent *encoder, const char *const *sentences, gsize n, GError **error);
 gboolean stsim_encoder_encode  (StsimComponent *encoder, const char *const *sentences, gsize n,
                                 float *out, GError **error);
+/* TRUE when @encoder implements encode_sparse; stsim_encoder_encode_sparse()
+ * fails (STSIM_ERROR_UNSUPPORTED) on one that does not. */
+gboolean stsim_encoder_has_sparse    (StsimComponent *encoder);
+gboolean stsim_encoder_encode_sparse (StsimComponent *encoder, const char *sentence, GArray *idx, GArray *val,
+                                      GError **error);
 gboolean stsim_evaluator_evaluate (StsimComponent *evaluator, StsimComponent *encoder, StsimEvalMode mode,
                                    JsonObject *report, double *primary, GError **error);
 

@@ -3,6 +3,11 @@
  * matrix of its pooled embeddings (RankCSE's teacher, method.md §5.3).
  * README.md beside this file maps the equations to the functions.
  *
+ * With `encoder = encoder.LABEL` instead of `model`, the embeddings come from
+ * any encoder section of the recipe (bow-idf, a checkpoint through bert or
+ * roberta, a third-party plugin): wrapped.c. This file's token-id machinery
+ * below is the `model` route.
+ *
  *   t_i = pool(teacher(ids_i))            eval mode, no dropout, no gradient
  *   sim[i, j] = t_i·t_j / (max(‖t_i‖, 1e-8) · max(‖t_j‖, 1e-8))
  *
@@ -30,12 +35,17 @@
 #include <stsim/stsim.h>
 #include <stsim/stsim-model.h>
 #include <stsim/stsim-safetensors.h>
+#include "wrapped.h"
 
 #define CACHE_FORMAT "encoder-teacher/1"
 
 static const StsimParamSpec teacher_params[] = {
-  { "model", STSIM_PARAM_PATH, NULL, .flags = STSIM_PARAM_REQUIRED,
-    .blurb = "Hugging Face folder of the teacher (config.json, model.safetensors, tokenizer files); BERT or RoBERTa, any size" },
+  { "model", STSIM_PARAM_PATH, NULL,
+    .blurb = "Hugging Face folder of the teacher (config.json, model.safetensors, tokenizer files); BERT or RoBERTa, "
+             "any size. Give this or encoder" },
+  { "encoder", STSIM_PARAM_REFS, NULL, .choices = "encoder",
+    .blurb = "label of an [encoder.*] section to use as the teacher instead of model (bow-idf, a checkpoint through "
+             "bert/roberta, any encoder plugin); prepared on the training corpus, embeddings cached in memory" },
   { "pooler", STSIM_PARAM_ENUM, "cls_before_pooler", .choices = STSIM_POOLER_CHOICES,
     .blurb = "how the teacher's token states become t_i (SimCSE/DiffCSE teachers: cls_before_pooler)" },
   { "max_len", STSIM_PARAM_INT, "32", .min = 3, .max = 100000,
@@ -89,6 +99,7 @@ typedef struct {
   TeacherCache   *cache;
   guint64         n_steps, hits, lookups;
   gboolean        warned_hits;
+  WrappedTeacher *wrapped;    /* the encoder route, or NULL */
 } EncoderTeacher;
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -178,6 +189,7 @@ teacher_destroy (gpointer state)
   EncoderTeacher *t = state;
   if (!t)
     return;
+  wrapped_teacher_free (t->wrapped);
   cache_free (t->cache);
   if (t->tape)
     stsim_tape_free (t->tape);
@@ -187,11 +199,57 @@ teacher_destroy (gpointer state)
   g_free (t);
 }
 
+/* TRUE when @name still holds its default (an unset optional key too):
+ * after stsim_params_finish() a default counts as set. */
+static gboolean
+param_is_default (const StsimParams *params, const char *name)
+{
+  const StsimParamSpec *spec = stsim_param_specs_lookup (stsim_params_get_specs (params), name);
+  if (!spec->default_value)
+    return !stsim_params_is_set (params, name);
+  g_autofree char *now = stsim_params_to_string (params, name);
+  return g_strcmp0 (now, spec->default_value) == 0;
+}
+
+/* The encoder route: only `encoder` and `cache` apply; the checkpoint keys
+ * would be silently ignored, so they are refused. */
+static gpointer
+teacher_create_wrapped (const StsimParams *params, StsimContext *ctx, GError **error)
+{
+  static const char *const model_only[] = { "model", "pooler", "max_len", "tokenize", "cache_dir", "batch", NULL };
+  const char *label = stsim_params_get_refs (params, "encoder", NULL)[0];
+  for (gsize i = 0; model_only[i]; i++)
+    if (!param_is_default (params, model_only[i])) {
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
+                   "%s: applies to a checkpoint teacher (model = FOLDER), not to encoder = %s; set it in [%s] "
+                   "instead, or remove it", model_only[i], label, label);
+      return NULL;
+    }
+  if (stsim_params_get_refs (params, "encoder", NULL)[1]) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
+                 "encoder: one teacher wraps one encoder; mix several teachers in rank-distill's teachers = ...");
+    return NULL;
+  }
+  WrappedTeacher *w = wrapped_teacher_new (ctx, label, stsim_params_get_bool (params, "cache"), error);
+  if (!w)
+    return NULL;
+  EncoderTeacher *t = g_new0 (EncoderTeacher, 1);
+  t->wrapped = w;
+  return t;
+}
+
 static gpointer
 teacher_create (const StsimParams *params, StsimContext *ctx, GError **error)
 {
   g_autoptr(GError) local = NULL;
   const char *dir = stsim_params_get_string (params, "model");
+  if (stsim_params_get_refs (params, "encoder", NULL))
+    return teacher_create_wrapped (params, ctx, error);
+  if (!dir) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
+                 "the teacher needs model = FOLDER (a checkpoint) or encoder = encoder.LABEL (any encoder section)");
+    return NULL;
+  }
   const char *pooler = stsim_params_get_string (params, "pooler");
   const char *mode = stsim_params_get_string (params, "tokenize");
   EncoderTeacher *t = g_new0 (EncoderTeacher, 1);
@@ -579,6 +637,8 @@ teacher_prepare_corpus (gpointer state, const char *const *texts, gsize n, GErro
 {
   EncoderTeacher *t = state;
   g_return_val_if_fail (t != NULL && (texts != NULL || n == 0), FALSE);
+  if (t->wrapped)
+    return wrapped_teacher_prepare_corpus (t->wrapped, texts, n, error);
   if (!t->use_cache || n == 0)
     return TRUE;
   if (n > G_MAXINT32) {
@@ -664,6 +724,8 @@ teacher_similarity (gpointer state, StsimTrainStep *step, float *sim, GError **e
 {
   EncoderTeacher *t = state;
   g_return_val_if_fail (t != NULL && step != NULL && sim != NULL, FALSE);
+  if (t->wrapped)
+    return wrapped_teacher_similarity (t->wrapped, step, sim, error);
   const gsize B = stsim_train_step_get_n_sentences (step);
   if (!resolve_tokenization (t, step, error))
     return FALSE;
@@ -745,7 +807,8 @@ static const StsimTeacherVTable teacher_vtable = {
 
 static const StsimComponentDesc teacher_desc = {
   .kind = STSIM_KIND_TEACHER, .name = "encoder-teacher",
-  .summary = "frozen BERT/RoBERTa checkpoint scoring in-batch pairs by cosine (RankCSE teacher), with a corpus cache",
+  .summary = "frozen checkpoint or any encoder section scoring in-batch pairs by cosine (RankCSE teacher), with a "
+             "corpus cache",
   .params = teacher_params, .create = teacher_create, .destroy = teacher_destroy,
   STSIM_VTABLE (teacher_vtable),
 };
