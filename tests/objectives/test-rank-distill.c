@@ -526,6 +526,47 @@ test_fd_listmle (void)
   fd_check ("listmle");
 }
 
+static void
+test_fd_mse (void)
+{
+  fd_check ("mse");
+}
+
+/* form = mse against its definition, in float64 here: the mean over i≠j of
+ * (cos(z1_i, z2_j) − cos_teacher(i, j))², one teacher (α = 1). */
+static void
+test_mse_value (void)
+{
+  g_autoptr(Fixture) f = fixture_open ("listnet");
+  gint64 B, H, D1;
+  g_autofree float *z1 = fx_get (f, "z1", &B, &H), *z2 = fx_get (f, "z2", NULL, NULL);
+  g_autofree float *t1 = fx_get (f, "teacher1", NULL, &D1);
+  g_autofree float *c1 = cos_matrix_f64 (t1, B, D1);
+  const char *kv[] = { "teachers", "teacher.a", "form", "mse", "tau2", "0.07", NULL };
+  Run run = { "rank-distill", kv, B, H, z1, z2, { "teacher.a" }, { c1 } };
+  g_autoptr(GError) err = NULL;
+  double loss = 0, ref = 0;
+  g_assert_true (run_loss (&run, &loss, NULL, &err));
+  g_assert_no_error (err);
+  for (gint64 i = 0; i < B; i++)
+    for (gint64 j = 0; j < B; j++) {
+      if (i == j)
+        continue;
+      double d = 0, ni = 0, nj = 0;
+      for (gint64 k = 0; k < H; k++) {
+        d += (double) z1[i * H + k] * z2[j * H + k];
+        ni += (double) z1[i * H + k] * z1[i * H + k];
+        nj += (double) z2[j * H + k] * z2[j * H + k];
+      }
+      double e = d / (sqrt (ni) * sqrt (nj)) - c1[i * B + j];
+      ref += e * e;
+    }
+  ref /= (double) B * (B - 1);
+  g_test_message ("mse: loss %.9g, reference %.9g", loss, ref);
+  g_assert_cmpfloat (fabs (loss - ref), <=, 1e-5 * MAX (ref, 1e-3));
+  g_assert_cmpfloat (ref, >, 1e-3);  /* not a vacuous comparison */
+}
+
 /* ---- bad input ------------------------------------------------------------------------ */
 
 static void
@@ -601,6 +642,8 @@ main (int argc, char **argv)
   g_test_add_func ("/rank-distill/consistency/added", test_rank_plus_consistency);
   g_test_add_func ("/rank-distill/fd/listnet", test_fd_listnet);
   g_test_add_func ("/rank-distill/fd/listmle", test_fd_listmle);
+  g_test_add_func ("/rank-distill/fd/mse", test_fd_mse);
+  g_test_add_func ("/rank-distill/mse/value", test_mse_value);
   g_test_add_func ("/rank-distill/bad/weights", test_bad_weights);
   g_test_add_func ("/rank-distill/bad/missing-teacher", test_missing_teacher);
   g_test_add_func ("/rank-distill/single-sentence", test_single_sentence);

@@ -28,8 +28,10 @@ static const StsimParamSpec rank_params[] = {
     .blurb = "teacher temperature: T = sum_k alpha_k cos_k / tau2" },
   { "tau3", STSIM_PARAM_DOUBLE, "0.05", .min = 1e-4, .max = 100,
     .blurb = "student temperature of the ranking loss (the community code runs 0.05)" },
-  { "form", STSIM_PARAM_ENUM, "listnet", .choices = "listnet|listmle",
-    .blurb = "listnet: cross-entropy of the top-one distributions; listmle: Plackett-Luce over the teacher's order" },
+  { "form", STSIM_PARAM_ENUM, "listnet", .choices = "listnet|listmle|mse",
+    .blurb = "listnet: cross-entropy of the top-one distributions; listmle: Plackett-Luce over the teacher's order; "
+             "mse: squared error of the off-diagonal cosines against the teachers' mixed cosines (no temperatures; "
+             "not RankCSE's, a regression baseline)" },
   { "diag", STSIM_PARAM_BOOL, "true",
     .blurb = "listmle: include the positive pair (ranked first) in each list, as the published code; listnet never does" },
   { "tie_break", STSIM_PARAM_ENUM, "shuffle", .choices = "shuffle|index",
@@ -53,7 +55,7 @@ static const StsimParamSpec consistency_params[] = {
   { NULL }
 };
 
-typedef enum { FORM_LISTNET, FORM_LISTMLE, FORM_NONE } RankForm;
+typedef enum { FORM_LISTNET, FORM_LISTMLE, FORM_MSE, FORM_NONE } RankForm;
 
 typedef struct {
   StsimContext *ctx;
@@ -140,7 +142,8 @@ rank_create (const StsimParams *params, StsimContext *ctx, GError **error)
   r->tau2 = stsim_params_get_double (params, "tau2");
   r->tau3 = stsim_params_get_double (params, "tau3");
   r->tau1 = stsim_params_get_double (params, "tau1");
-  r->form = g_str_equal (stsim_params_get_string (params, "form"), "listmle") ? FORM_LISTMLE : FORM_LISTNET;
+  const char *form = stsim_params_get_string (params, "form");
+  r->form = g_str_equal (form, "listmle") ? FORM_LISTMLE : g_str_equal (form, "mse") ? FORM_MSE : FORM_LISTNET;
   r->diag = stsim_params_get_bool (params, "diag");
   r->shuffle = g_str_equal (stsim_params_get_string (params, "tie_break"), "shuffle");
   r->community_mle = g_str_equal (stsim_params_get_string (params, "listmle_variant"), "community");
@@ -217,6 +220,23 @@ teacher_scores (RankDistill *r, StsimTrainStep *step, gsize B, float *t, GError 
 }
 
 /* ---- the losses ------------------------------------------------------------------- */
+
+/* Regression of the similarity matrix (not a RankCSE loss; a baseline for
+ * it): (1/(B(B−1))) Σ_{i≠j} (s_ij − c_ij)² with c = Σ_k α_k cos_k = τ2·T,
+ * the teachers' mixed cosines themselves, so τ2 and τ3 play no part. */
+static StsimTensor *
+mse_loss (RankDistill *r, StsimTape *tape, StsimTensor *s, const float *T, gsize B)
+{
+  gint64 shape[2] = { (gint64) B, (gint64) B };
+  StsimTensor *c = stsim_tensor_new (tape, 2, shape), *mask = stsim_tensor_new (tape, 2, shape);
+  for (gsize i = 0; i < B; i++)
+    for (gsize j = 0; j < B; j++) {
+      c->data[i * B + j] = (float) ((double) T[i * B + j] * r->tau2);
+      mask->data[i * B + j] = i == j ? 0.0f : 1.0f;
+    }
+  StsimTensor *d = stsim_mul (tape, stsim_sub (tape, s, c), mask);
+  return stsim_scale (tape, stsim_sum (tape, stsim_mul (tape, d, d)), (float) (1.0 / ((double) B * (B - 1))));
+}
 
 /* ListNet (§5.4): q_i = softmax over j≠i of T[i, ·] (q_ii = 0), then
  * −(1/B) Σ q log p with p the student's softmax over j≠i. */
@@ -378,6 +398,8 @@ rank_loss (gpointer state, StsimTrainStep *step, StsimTensor **loss, GError **er
     StsimTensor *logits = stsim_scale (tape, s, (float) (1.0 / r->tau3));
     if (r->form == FORM_LISTNET)
       total = listnet_loss (tape, logits, T, B);
+    else if (r->form == FORM_MSE)
+      total = mse_loss (r, tape, s, T, B);
     else {
       g_autofree gint32 *perm = g_new (gint32, B * B);
       gsize K = listmle_permutation (r, step, T, B, perm);
