@@ -147,12 +147,14 @@ find_component (StsimTrainer *tr, StsimKind kind, const char *label, GError **er
     }
     return c;
   }
-  for (guint i = 0; i < n; i++)
-    if (stsim_component_get_kind (all[i]) == kind && !(kind == STSIM_KIND_ENCODER && wrapped_by_teacher (tr, all[i]))) {
-      if (!found)
-        found = all[i];
-      count++;
-    }
+  /* Encoders that a teacher wraps are skipped, unless nothing else is left. */
+  for (int skip_wrapped = kind == STSIM_KIND_ENCODER; skip_wrapped >= 0 && count == 0; skip_wrapped--)
+    for (guint i = 0; i < n; i++)
+      if (stsim_component_get_kind (all[i]) == kind && !(skip_wrapped && wrapped_by_teacher (tr, all[i]))) {
+        if (!found)
+          found = all[i];
+        count++;
+      }
   if (count == 0) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE, "%s: training needs an [%s] section",
                  stsim_recipe_get_path (tr->recipe), stsim_kind_name (kind));
