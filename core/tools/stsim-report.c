@@ -2,12 +2,15 @@
  * bar chart; or a run's training curves.
  *
  *   stsim-report --group 'SimCSE=runs/simcse/seed-*' --group 'DiffCSE=DIR1,DIR2,DIR3'
- *                --baseline 'bow=runs/bow' [--markdown OUT.md] [--svg OUT.svg] [--title T]
+ *                --baseline 'bow=runs/bow' [--paired-with SimCSE] [--markdown OUT.md] [--svg OUT.svg] [--title T]
  *   stsim-report --curves RUN_DIR [--svg OUT.svg] [--title T]
  *
  * A group is a comma-separated list of run folders or results.json files,
  * each possibly a glob pattern (expanded here and sorted); a baseline is one
- * run. Rows appear in command-line order. Exit codes: 0 ok, 1 invalid input
+ * run. Rows appear in command-line order. --paired-with NAME adds a table of
+ * each group's differences from group NAME over runs of the same seed
+ * ([run] seed of the resolved.ini beside each results.json): mean and
+ * standard error of the paired differences. Exit codes: 0 ok, 1 invalid input
  * (missing or malformed files, groups of unequal size), 2 usage.
  */
 #include <glob.h>
@@ -30,6 +33,7 @@ typedef struct {
   char   *metrics;      /* metrics.jsonl beside it, or NULL */
   double  v[N_COLS];    /* Spearman x100 per task, Avg, best dev x100, train seconds; NAN = not known */
   gint64  best_step;    /* step of the best dev score, -1 if none */
+  gint64  seed;         /* [run] seed of the resolved.ini beside it, -1 if none */
 } Run;
 
 typedef struct {
@@ -239,6 +243,7 @@ run_load (const char *item, GError **error)
   for (guint k = 0; k < N_COLS; k++)
     run->v[k] = NAN;
   run->best_step = -1;
+  run->seed = -1;
   if (g_file_test (item, G_FILE_TEST_IS_DIR)) {
     run->results = g_build_filename (item, "results.json", NULL);
     if (!g_file_test (run->results, G_FILE_TEST_EXISTS)) {
@@ -259,6 +264,10 @@ run_load (const char *item, GError **error)
   g_autofree char *metrics = g_build_filename (dir, "metrics.jsonl", NULL);
   if (g_file_test (metrics, G_FILE_TEST_EXISTS))
     run->metrics = g_steal_pointer (&metrics);
+  g_autofree char *resolved = g_build_filename (dir, "resolved.ini", NULL);
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  if (g_key_file_load_from_file (kf, resolved, G_KEY_FILE_NONE, NULL) && g_key_file_has_key (kf, "run", "seed", NULL))
+    run->seed = g_key_file_get_int64 (kf, "run", "seed", NULL);
   if (!read_results (run, error) || (run->metrics && !read_metrics (run, error))) {
     run_free (run);
     return NULL;
@@ -441,6 +450,94 @@ report_markdown (GPtrArray *rows, const char *title)
     g_string_append_c (out, '\n');
   }
   return g_string_free (out, FALSE);
+}
+
+/* ---- paired differences -------------------------------------------------------------------- */
+
+static const Run *
+run_of_seed (const Row *row, gint64 seed)
+{
+  for (guint j = 0; j < row->runs->len; j++)
+    if (((const Run *) g_ptr_array_index (row->runs, j))->seed == seed)
+      return g_ptr_array_index (row->runs, j);
+  return NULL;
+}
+
+/* "mean ± se" of the differences @d[0..n). */
+static char *
+format_paired (const double *d, guint n)
+{
+  char a[G_ASCII_DTOSTR_BUF_SIZE], b[G_ASCII_DTOSTR_BUF_SIZE];
+  double mean = 0, ss = 0;
+  for (guint i = 0; i < n; i++)
+    mean += d[i] / n;
+  for (guint i = 0; i < n; i++)
+    ss += (d[i] - mean) * (d[i] - mean);
+  if (n < 2)
+    return g_strdup_printf ("%+.2f", mean);
+  g_ascii_formatd (a, sizeof a, "%+.2f", mean);
+  return g_strdup_printf ("%s ± %s", a, g_ascii_formatd (b, sizeof b, "%.2f", sqrt (ss / (n - 1) / n)));
+}
+
+/* One row of the paired table; fails when a seed has no partner. */
+static gboolean
+append_paired_row (GString *out, const Row *row, const Row *ref, GError **error)
+{
+  guint n = row->runs->len;
+  g_autofree double *d = g_new (double, (gsize) n * N_COLS);
+  for (guint j = 0; j < n; j++) {
+    const Run *r = g_ptr_array_index (row->runs, j);
+    const Run *q = r->seed >= 0 ? run_of_seed (ref, r->seed) : NULL;
+    if (q == NULL) {
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "--paired-with %s: %s has %s; every run of group '%s' "
+                   "needs a run of the same [run] seed in '%s' (its resolved.ini)", ref->name, r->results,
+                   r->seed >= 0 ? "a seed that group lacks" : "no [run] seed beside it", row->name, ref->name);
+      return FALSE;
+    }
+    for (guint k = 0; k < N_COLS; k++)
+      d[k * n + j] = r->v[k] - q->v[k];
+  }
+  g_string_append (out, "| ");
+  append_md_escaped (out, row->name);
+  g_string_append_printf (out, " | %u |", n);
+  for (guint k = 0; k <= COL_DEV; k++) {
+    g_autofree char *cell = format_paired (d + k * n, n);
+    g_string_append_printf (out, " %s |", cell);
+  }
+  g_string_append_c (out, '\n');
+  return TRUE;
+}
+
+static char *
+report_paired (GPtrArray *rows, const char *name, GError **error)
+{
+  const Row *ref = NULL;
+  for (guint i = 0; i < rows->len; i++)
+    if (strcmp (((const Row *) g_ptr_array_index (rows, i))->name, name) == 0)
+      ref = g_ptr_array_index (rows, i);
+  if (ref == NULL || ref->baseline) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "--paired-with %s: no group of that name", name);
+    return NULL;
+  }
+  const char *const *tasks = stsim_sts_task_names ();
+  g_autoptr(GString) out = g_string_new (NULL);
+  g_string_append (out, "\n### Paired differences from ");
+  append_md_escaped (out, name);
+  g_string_append (out, " (same seeds)\n\n| run | pairs |");
+  for (guint k = 0; k < N_TASKS; k++)
+    g_string_append_printf (out, " %s |", stsim_sts_task_short_name (tasks[k]));
+  g_string_append (out, " Avg | best dev |\n|:---|---:|");
+  for (guint k = 0; k <= COL_DEV; k++)
+    g_string_append (out, "---:|");
+  g_string_append_c (out, '\n');
+  for (guint i = 0; i < rows->len; i++) {
+    const Row *row = g_ptr_array_index (rows, i);
+    if (row != ref && !row->baseline && !append_paired_row (out, row, ref, error))
+      return NULL;
+  }
+  g_string_append (out, "\nEach cell: the mean over seeds of (run − the same seed's run of the reference group), ± its "
+                   "standard error (sample standard deviation of the differences / √pairs).\n");
+  return g_string_free (g_steal_pointer (&out), FALSE);
 }
 
 /* ---- the chart ---------------------------------------------------------------------------- */
@@ -676,7 +773,7 @@ draw_curves (const char *dir, const char *svg, const char *title)
 int
 main (int argc, char **argv)
 {
-  g_autofree char *markdown = NULL, *svg = NULL, *title = NULL, *curves = NULL;
+  g_autofree char *markdown = NULL, *svg = NULL, *title = NULL, *curves = NULL, *paired = NULL;
   g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) row_free);
   GOptionEntry entries[] = {
     { "group", 'g', 0, G_OPTION_ARG_CALLBACK, on_row_option,
@@ -686,6 +783,8 @@ main (int argc, char **argv)
     { "svg", 's', 0, G_OPTION_ARG_FILENAME, &svg, "write the bar chart (or, with --curves, the curves) to FILE",
       "FILE" },
     { "title", 't', 0, G_OPTION_ARG_STRING, &title, "title of the table and chart", "TEXT" },
+    { "paired-with", 'p', 0, G_OPTION_ARG_STRING, &paired,
+      "add each group's paired differences from group NAME over the same seeds (mean ± standard error)", "NAME" },
     { "curves", 'c', 0, G_OPTION_ARG_FILENAME, &curves,
       "redraw RUN_DIR/curves.svg from RUN_DIR/metrics.jsonl instead", "RUN_DIR" },
     { NULL }
@@ -725,6 +824,16 @@ main (int argc, char **argv)
   }
   const char *heading = title ? title : "STS results";
   g_autofree char *md = report_markdown (rows, heading);
+  if (paired) {
+    g_autofree char *table = report_paired (rows, paired, &err);
+    if (!table) {
+      tool_print_error (err);
+      return STSIM_EXIT_INVALID;
+    }
+    char *both = g_strconcat (md, table, NULL);
+    g_free (md);
+    md = both;
+  }
   g_autofree char *chart = svg ? report_svg (rows, heading) : NULL;
   /* Both outputs are complete before either is written. */
   if ((markdown && !tool_write_text (markdown, md, &err)) || (svg && !tool_write_text (svg, chart, &err))) {

@@ -394,6 +394,52 @@ count (SvgScan *s, const char *key)
   return GPOINTER_TO_UINT (g_hash_table_lookup (s->count, key));
 }
 
+/* --paired-with: runs pair by their resolved.ini seed, not by position; the
+ * cells are the mean difference ± its standard error, computed here. */
+static void
+test_report_paired (Fixture *f, gconstpointer data)
+{
+  static const double delta[3] = { 1, 2, 4 };  /* C(seed s) − A(seed s) */
+  for (int i = 0; i < 3; i++) {
+    g_autofree char *res = g_strdup_printf ("a/seed-%d/results.json", i + 1);
+    g_autofree char *ini = g_strdup_printf ("a/seed-%d/resolved.ini", i + 1);
+    write_results (f, res, A[i], NULL);
+    g_autofree char *seed = g_strdup_printf ("[run]\nname = a\nseed = %d\n", i + 1);
+    write_file (f, ini, seed);
+    /* Folder c/run-k holds seed 3 - k: position and seed disagree. */
+    double c[7];
+    for (int k = 0; k < 7; k++)
+      c[k] = A[i][k] + delta[i];
+    g_autofree char *cres = g_strdup_printf ("c/run-%d/results.json", 2 - i);
+    g_autofree char *cini = g_strdup_printf ("c/run-%d/resolved.ini", 2 - i);
+    write_results (f, cres, c, NULL);
+    write_file (f, cini, seed);
+    g_autofree char *bres = g_strdup_printf ("b/r%d.json", i + 1);
+    write_results (f, bres, B[i], NULL);
+  }
+  g_assert_cmpint (run (f, "STSIM_REPORT", "--group", "A=a/seed-*", "--group", "C=c/run-*", "--paired-with", "A",
+                        NULL), ==, 0);
+  const char *paired = strstr (f->out, "### Paired differences from A");
+  g_assert_nonnull (paired);
+  double mean = (1 + 2 + 4) / 3.0, ss = 0;
+  for (int i = 0; i < 3; i++)
+    ss += (delta[i] - mean) * (delta[i] - mean);
+  g_autofree char *want = g_strdup_printf ("%+.2f ± %.2f", mean, sqrt (ss / 2 / 3));  /* "+2.33 ± 0.88" */
+  g_auto(GStrv) cells = md_row (paired, "C");
+  g_assert_nonnull (cells);
+  g_assert_cmpstr (cells[1], ==, "3");
+  for (int k = 2; k <= 9; k++)  /* seven tasks and Avg */
+    g_assert_cmpstr (cells[k], ==, want);
+  g_assert_null (md_row (paired, "A"));
+
+  /* Runs without a seed cannot be paired. */
+  g_assert_cmpint (run (f, "STSIM_REPORT", "--group", "A=a/seed-*", "--group", "B=b/r1.json,b/r2.json,b/r3.json",
+                        "--paired-with", "A", NULL), ==, 1);
+  g_assert_nonnull (strstr (f->err, "no [run] seed"));
+  g_assert_cmpint (run (f, "STSIM_REPORT", "--group", "A=a/seed-*", "--paired-with", "Z", NULL), ==, 1);
+  g_assert_nonnull (strstr (f->err, "no group"));
+}
+
 static void
 test_report_svg (Fixture *f, gconstpointer data)
 {
@@ -653,6 +699,7 @@ main (int argc, char **argv)
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
   ADD ("/report/numbers", test_report_numbers);
   ADD ("/report/svg", test_report_svg);
+  ADD ("/report/paired", test_report_paired);
   ADD ("/report/unequal-groups", test_report_unequal_groups);
   ADD ("/report/missing-results", test_report_missing_results);
   ADD ("/report/missing-task", test_report_missing_task);
