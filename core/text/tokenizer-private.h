@@ -28,3 +28,10 @@ gboolean stsim_bpe_init       (StsimTokenizer *tok, const char *vocab_json, cons
  * UTF-8 @text[0..len) to @ends, a GArray of gsize; special tokens not cut). */
 gunichar stsim_bpe_byte_char   (guint8 byte);
 void     stsim_bpe_pretokenize (const char *text, gsize len, GArray *ends);
+
+/* wordpiece.c's normalisation and pre-tokenisation alone (BertNormalizer,
+ * then BertPreTokenizer): calls @fn once per word of valid UTF-8
+ * @text[0..len), in order, with its code points. The vocabulary trainer
+ * counts these words, so it sees exactly what the tokenizer will split. */
+typedef void (*StsimWordFunc) (const gunichar *word, gsize n, gpointer data);
+void stsim_wordpiece_pretokenize (const char *text, gsize len, gboolean lowercase, StsimWordFunc fn, gpointer data);

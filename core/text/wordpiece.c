@@ -98,8 +98,6 @@ wordpiece_free (gpointer impl)
 /* Per-call scratch: encode may run on several threads at once, so nothing
  * mutable lives in the shared WordPiece. */
 typedef struct {
-  GArray  *chars;   /* cleaned code points */
-  GArray  *norm;    /* after NFD/strip/lowercase */
   GString *word;    /* UTF-8 of one pre-token */
   GArray  *bounds;  /* byte offset of every char boundary of word */
 } Scratch;
@@ -193,27 +191,21 @@ wordpiece_word (const WordPiece *wp, const gunichar *w, gsize n, Scratch *sc, GA
   }
 }
 
-static gboolean
-wordpiece_encode_content (gpointer impl, const char *text, gsize len, GArray *ids, GError **error)
+void
+stsim_wordpiece_pretokenize (const char *text, gsize len, gboolean lowercase, StsimWordFunc fn, gpointer data)
 {
-  const WordPiece *wp = impl;
-  Scratch sc = {
-    .chars = g_array_sized_new (FALSE, FALSE, sizeof (gunichar), len + 8),
-    .norm = NULL,
-    .word = g_string_sized_new (64),
-    .bounds = g_array_sized_new (FALSE, FALSE, sizeof (guint32), 64),
-  };
-
-  clean_and_space (text, len, sc.chars);
-  GArray *chars = sc.chars;
-  if (wp->lowercase) {
-    sc.norm = g_array_sized_new (FALSE, FALSE, sizeof (gunichar), sc.chars->len + 8);
-    strip_and_lower (sc.chars, sc.norm);
-    chars = sc.norm;
+  GArray *chars = g_array_sized_new (FALSE, FALSE, sizeof (gunichar), len + 8);
+  GArray *norm = NULL;
+  clean_and_space (text, len, chars);
+  const GArray *src = chars;
+  if (lowercase) {
+    norm = g_array_sized_new (FALSE, FALSE, sizeof (gunichar), chars->len + 8);
+    strip_and_lower (chars, norm);
+    src = norm;
   }
 
-  const gunichar *v = (const gunichar *) chars->data;
-  gsize n = chars->len, i = 0;
+  const gunichar *v = (const gunichar *) src->data;
+  gsize n = src->len, i = 0;
   while (i < n) {
     gunichar c = v[i];
     if (c == ' ' || stsim_unichar_is_white_space (c)) {
@@ -221,20 +213,44 @@ wordpiece_encode_content (gpointer impl, const char *text, gsize len, GArray *id
       continue;
     }
     if (stsim_unichar_bert_is_punct (c)) {
-      wordpiece_word (wp, v + i, 1, &sc, ids);
+      fn (v + i, 1, data);
       i++;
       continue;
     }
     gsize j = i + 1;
     while (j < n && v[j] != ' ' && !stsim_unichar_is_white_space (v[j]) && !stsim_unichar_bert_is_punct (v[j]))
       j++;
-    wordpiece_word (wp, v + i, j - i, &sc, ids);
+    fn (v + i, j - i, data);
     i = j;
   }
+  g_array_unref (chars);
+  if (norm)
+    g_array_unref (norm);
+}
 
-  g_array_unref (sc.chars);
-  if (sc.norm)
-    g_array_unref (sc.norm);
+typedef struct {
+  const WordPiece *wp;
+  Scratch         *sc;
+  GArray          *ids;
+} EncodeCall;
+
+static void
+encode_word (const gunichar *w, gsize n, gpointer data)
+{
+  EncodeCall *call = data;
+  wordpiece_word (call->wp, w, n, call->sc, call->ids);
+}
+
+static gboolean
+wordpiece_encode_content (gpointer impl, const char *text, gsize len, GArray *ids, GError **error)
+{
+  const WordPiece *wp = impl;
+  Scratch sc = {
+    .word = g_string_sized_new (64),
+    .bounds = g_array_sized_new (FALSE, FALSE, sizeof (guint32), 64),
+  };
+  EncodeCall call = { wp, &sc, ids };
+  stsim_wordpiece_pretokenize (text, len, wp->lowercase, encode_word, &call);
   g_string_free (sc.word, TRUE);
   g_array_unref (sc.bounds);
   return TRUE;
