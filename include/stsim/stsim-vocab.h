@@ -25,8 +25,9 @@ typedef enum {
   STSIM_VOCAB_BPE,         /* vocab.json + merges.txt; specials <s> <pad> </s> <unk> <mask> */
 } StsimVocabKind;
 
-/* Called during add_file and train: @stage is "read" (done/total in bytes)
- * or "merge" (done/total in tokens of the vocabulary). */
+/* Called during add_file and train: @stage is "read" (done/total in bytes
+ * of the file, every 1024 lines and at its end) or "merge" (done/total in
+ * tokens of the vocabulary, every 256 merges and at the end). */
 typedef void (*StsimVocabProgress) (const char *stage, guint64 done, guint64 total, gpointer data);
 
 typedef struct {

@@ -180,20 +180,27 @@ test_errors (void)
 }
 
 typedef struct {
-  guint    calls;
-  gboolean read_done, merge_seen;
+  guint    read_calls, merge_calls;
+  gboolean read_done;
+  guint64  last;
 } ProgressLog;
 
 static void
 log_progress (const char *stage, guint64 done, guint64 total, gpointer data)
 {
   ProgressLog *p = data;
-  p->calls++;
   g_assert_cmpuint (done, <=, total);
-  if (g_str_equal (stage, "read") && done == total)
-    p->read_done = TRUE;
-  if (g_str_equal (stage, "merge"))
-    p->merge_seen = TRUE;
+  if (g_str_equal (stage, "read")) {
+    g_assert_false (p->read_done);
+    g_assert_cmpuint (done, >, p->last);
+    p->read_done = done == total;
+    p->read_calls++;
+  } else {
+    g_assert_cmpstr (stage, ==, "merge");
+    g_assert_true (p->read_done);
+    p->merge_calls++;
+  }
+  p->last = done;
 }
 
 static char *
@@ -216,8 +223,12 @@ test_progress (void)
   g_assert_true (stsim_vocab_trainer_add_file (t, corpus, &error));
   g_assert_true (stsim_vocab_trainer_train (t, &error));
   g_assert_no_error (error);
+  /* 1,500 lines: after line 1,024 and at the end; merges: every 256 and
+   * at the end. */
   g_assert_true (log.read_done);
-  g_assert_true (log.merge_seen);
+  g_assert_cmpuint (log.read_calls, ==, 2);
+  g_assert_cmpuint (stsim_vocab_trainer_n_merges (t), >=, 2000 - stsim_vocab_trainer_n_initial (t));
+  g_assert_cmpuint (log.merge_calls, ==, stsim_vocab_trainer_n_merges (t) / 256 + 1);
   g_assert_cmpuint (stsim_vocab_trainer_n_tokens (t), ==, 2000);
 }
 
