@@ -790,10 +790,13 @@ apply_overrides (StsimRecipe *r, GKeyFile *kf, const char *const *overrides, GPt
     if (!(s = scan_find (sections, lhs))) {
       /* A key for a section the recipe lacks, and no `use` to add one: most likely a
        * short or misspelt label; say which section has the key. */
-      g_autofree char *hint = NULL;
+      g_autofree char *hint = NULL, *kind = NULL, *add = NULL;
       if (!stsim_recipe_lookup_core_section (lhs) && !overrides_give_use (overrides, lhs) &&
           (hint = override_hint (r, kf, sections, lhs, dot + 1))) {
-        add_error (r, 0, 0, g_strdup_printf ("--set '%s': this recipe has no section [%s]%s", o, lhs, hint));
+        if (stsim_util_label_is_valid (lhs, &kind) && stsim_kind_from_name (kind, NULL))
+          add = g_strdup_printf ("; to add it, also --set %s.use=NAME", lhs);
+        add_error (r, 0, 0, g_strdup_printf ("--set '%s': this recipe has no section [%s]%s%s", o, lhs, hint,
+                                             add ? add : ""));
         continue;
       }
       s = scan_add (sections, lhs);
