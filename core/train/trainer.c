@@ -7,8 +7,9 @@
  *   head z -> Σ w_i·loss_i -> backward -> skip if NaN/Inf -> clip -> AdamW at
  *   the linear schedule's lr -> zero grads -> tape reset.
  * Every eval_every steps the evaluator scores DEV; a strictly better score
- * writes best/ atomically. Every save_every steps (and at the end) the
- * resume state is written. At the end best/ is reloaded and tested. */
+ * writes best/ atomically (save_best). Every save_every steps (and at the
+ * end, keep_state = last) the resume state is written. At the end best/ is
+ * reloaded and tested (save_best = false: the final parameters are). */
 #include "train/trainer-private.h"
 #include "train/dist.h"
 #include "train/curves.h"
