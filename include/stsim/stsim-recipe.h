@@ -21,7 +21,8 @@
  *
  * stsim_recipe_load() collects every error of a recipe (unknown section kind,
  * unknown component, unknown key, wrong type, out of range, missing required
- * key, missing `use`, dangling or mistyped reference, reference cycle) and
+ * key, missing `use`, dangling or mistyped reference, reference cycle, an
+ * override for a section the recipe lacks, then the registered checks) and
  * returns them together in one STSIM_ERROR_RECIPE error, one per line, each
  * as "FILE:LINE: [section] ..." (FILE: the included file when that is where
  * the line is) with the nearest valid name where there is one; values that
