@@ -12,27 +12,47 @@
 #include <stddef.h>
 #include <string.h>
 
-/* The encoder section [train] trains: [train] encoder, else the only enabled
- * one; NULL when that is not decided here (the trainer reports it). */
+/* Whether an enabled teacher section refers to @label (it wraps that encoder). */
+static gboolean
+wrapped_by_teacher (const StsimRecipe *r, const char *label)
+{
+  for (guint i = 0; i < stsim_recipe_get_n_ordered (r); i++) {
+    const StsimRecipeComponent *t = stsim_recipe_get_ordered (r, i);
+    if (t->kind != STSIM_KIND_TEACHER)
+      continue;
+    for (const StsimParamSpec *s = stsim_params_get_specs (t->params); s && s->name; s++) {
+      const char *const *refs = s->type == STSIM_PARAM_REFS ? stsim_params_get_refs (t->params, s->name, NULL) : NULL;
+      for (guint j = 0; refs && refs[j]; j++)
+        if (strcmp (refs[j], label) == 0)
+          return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+/* The encoder section [train] trains, chosen as the trainer chooses: [train]
+ * encoder, else the only enabled one that no teacher wraps (else the only
+ * one); NULL when that is not decided here (the trainer reports it). */
 static const StsimRecipeComponent *
 trained_encoder (const StsimRecipe *r, const StsimParams *train)
 {
   const char *label = stsim_params_get_string (train, "encoder");
   const StsimRecipeComponent *found = NULL;
+  guint count = 0;
 
   if (label) {
     const StsimRecipeComponent *c = stsim_recipe_lookup_component (r, label);
     return c && c->enabled && c->kind == STSIM_KIND_ENCODER ? c : NULL;
   }
-  for (guint i = 0; i < stsim_recipe_get_n_ordered (r); i++) {
-    const StsimRecipeComponent *c = stsim_recipe_get_ordered (r, i);
-    if (c->kind != STSIM_KIND_ENCODER)
-      continue;
-    if (found)
-      return NULL;
-    found = c;
-  }
-  return found;
+  for (int skip_wrapped = 1; skip_wrapped >= 0 && count == 0; skip_wrapped--)
+    for (guint i = 0; i < stsim_recipe_get_n_ordered (r); i++) {
+      const StsimRecipeComponent *c = stsim_recipe_get_ordered (r, i);
+      if (c->kind != STSIM_KIND_ENCODER || (skip_wrapped && wrapped_by_teacher (r, c->label)))
+        continue;
+      found = c;
+      count++;
+    }
+  return count == 1 ? found : NULL;
 }
 
 /* The training pooling of an encoder pooler: the head adds the MLP of `cls`. */

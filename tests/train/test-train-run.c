@@ -552,6 +552,11 @@ test_pooler_errors (void)
                       "trains (head = bn here)");
   const char *const disagree_cls[] = { "encoder.pooler=cls", "train.pooler=avg_top2", NULL };
   check_recipe_error (disagree_cls, STSIM_ERROR_RECIPE, "[train] pooler = avg_top2 disagrees with [encoder] pooler = cls");
+  /* The student is chosen as the trainer chooses: not an encoder a teacher wraps. */
+  const char *const wrapped[] = { "encoder.bow.use=bow-idf", "teacher.t.use=encoder-teacher",
+                                  "teacher.t.encoder=encoder.bow", "train.pooler=avg", NULL };
+  check_recipe_error (wrapped, STSIM_ERROR_RECIPE, "[train] pooler = avg disagrees with [encoder] pooler = "
+                      "cls_before_pooler");
 }
 
 /* ---- disk: keep_state and save_best ---------------------------------------------- */
