@@ -14,13 +14,20 @@ typedef struct {
 } CoreSection;
 
 static const StsimParamSpec run_specs[] = {
-  { "name", STSIM_PARAM_STRING, NULL, .blurb = "name of the run; default: the recipe file name without .ini" },
+  { "name", STSIM_PARAM_STRING, NULL,
+    .blurb = "name of the run; default: the recipe file name without .ini (never taken from an included file)" },
   { "seed", STSIM_PARAM_INT, "42", .min = 0, .max = 4294967295.0,
     .blurb = "seed of every random stream (dropout, masking, shuffling, initialisation)" },
   { "threads", STSIM_PARAM_INT, "0", .min = 0, .max = 4096, .blurb = "worker threads; 0 = all cores" },
-  { "output", STSIM_PARAM_PATH, NULL, .blurb = "folder for resolved.ini, results and checkpoints; default: runs/<name>" },
+  { "output", STSIM_PARAM_PATH, NULL,
+    .blurb = "folder for resolved.ini, results and checkpoints; default: runs/<name>, plus -<8 hex> when --set "
+             "values were given (a hash of them)" },
+  /* Read while merging, never stored: listed so that stsim-inspect shows it. */
+  { "include", STSIM_PARAM_PATH, NULL,
+    .blurb = "recipes read before this one, comma-separated, relative to this file's folder" },
   { NULL }
 };
+#define RUN_INCLUDE_SPEC (&run_specs[G_N_ELEMENTS (run_specs) - 2])
 
 G_LOCK_DEFINE_STATIC (core_sections);
 static GPtrArray *core_sections;  /* CoreSection*, [run] first */
@@ -75,6 +82,61 @@ stsim_recipe_register_core_section (const char *name, const StsimParamSpec *spec
   g_ptr_array_add (core_sections, c);
   G_UNLOCK (core_sections);
   return TRUE;
+}
+
+char **
+stsim_recipe_list_core_sections (void)
+{
+  GPtrArray *names = g_ptr_array_new ();
+  G_LOCK (core_sections);
+  core_sections_init_locked ();
+  for (guint i = 0; i < core_sections->len; i++)
+    g_ptr_array_add (names, g_strdup (((CoreSection *) g_ptr_array_index (core_sections, i))->name));
+  G_UNLOCK (core_sections);
+  g_ptr_array_add (names, NULL);
+  return (char **) g_ptr_array_free (names, FALSE);
+}
+
+const StsimParamSpec *
+stsim_recipe_lookup_core_section (const char *name)
+{
+  const CoreSection *c;
+  g_return_val_if_fail (name != NULL, NULL);
+  G_LOCK (core_sections);
+  c = core_section_lookup_locked (name);
+  G_UNLOCK (core_sections);
+  return c ? c->specs : NULL;
+}
+
+/* Checks across sections (stsim_recipe_register_check), in the order registered. */
+G_LOCK_DEFINE_STATIC (checks);
+static GArray *checks;  /* StsimRecipeCheckFunc */
+
+void
+stsim_recipe_register_check (StsimRecipeCheckFunc check)
+{
+  g_return_if_fail (check != NULL);
+  G_LOCK (checks);
+  if (!checks)
+    checks = g_array_new (FALSE, FALSE, sizeof (StsimRecipeCheckFunc));
+  for (guint i = 0; i < checks->len; i++)
+    if (g_array_index (checks, StsimRecipeCheckFunc, i) == check) {
+      G_UNLOCK (checks);
+      return;
+    }
+  g_array_append_val (checks, check);
+  G_UNLOCK (checks);
+}
+
+static GArray *
+checks_snapshot (void)
+{
+  GArray *a = g_array_new (FALSE, FALSE, sizeof (StsimRecipeCheckFunc));
+  G_LOCK (checks);
+  if (checks)
+    g_array_append_vals (a, checks->data, checks->len);
+  G_UNLOCK (checks);
+  return a;
 }
 
 /* A snapshot, so that loading a recipe does not hold the lock. */
@@ -154,6 +216,8 @@ struct _StsimRecipe {
   GPtrArray     *files;     /* RecipeFile*, in the order first read; [0] is the recipe */
   GPtrArray     *merged;    /* const char* (display names), in merge order, NULL-terminated when loaded */
   char          *provenance; /* a "# Merged from ..." line carried over from a flattened recipe */
+  char          *set_hash;   /* 8 hex digits naming the --set values; NULL without any */
+  gboolean       output_default; /* [run] output was derived, not given */
   /* while loading */
   GPtrArray     *errors;    /* RecipeError* */
   GHashTable    *origin;    /* "section" or "section\037key" -> Origin* (line 0: --set) */
@@ -190,6 +254,7 @@ stsim_recipe_free (StsimRecipe *r)
   g_ptr_array_unref (r->files);
   g_ptr_array_unref (r->merged);
   g_free (r->provenance);
+  g_free (r->set_hash);
   if (r->errors)
     g_ptr_array_unref (r->errors);
   if (r->origin)
@@ -320,6 +385,28 @@ recipe_warning (StsimRecipe *r, const char *section, const char *key, const char
   va_end (ap);
 }
 
+void
+stsim_recipe_check_error (StsimRecipe *r, const char *section, const char *key, const char *fmt, ...)
+{
+  va_list ap;
+  const Origin *o;
+  g_return_if_fail (r != NULL && r->errors != NULL && r->origin != NULL);  /* only while loading */
+  o = section ? origin_get (r, section, key) : NULL;
+  va_start (ap, fmt);
+  add_error (r, o ? o->file : 0, o ? o->line : -1, vlocated (r, section, key, fmt, ap));
+  va_end (ap);
+}
+
+void
+stsim_recipe_check_warning (StsimRecipe *r, const char *section, const char *key, const char *fmt, ...)
+{
+  va_list ap;
+  g_return_if_fail (r != NULL && r->origin != NULL);  /* only while loading */
+  va_start (ap, fmt);
+  g_ptr_array_add (r->warnings, vlocated (r, section, key, fmt, ap));
+  va_end (ap);
+}
+
 /* ---- text scan: sections, keys and their lines ------------------------------------------ */
 
 typedef struct {
@@ -437,9 +524,6 @@ scan_text (StsimRecipe *r, int file, const char *text, gsize length, GPtrArray *
 
 /* ---- includes and merging ------------------------------------------------------------- */
 
-static const StsimParamSpec include_spec = { "include", STSIM_PARAM_PATH, NULL,
-                                             .blurb = "recipes read before this one" };
-
 /* The index of the file @canon in r->files, registering it if new. */
 static int
 register_file (StsimRecipe *r, const char *display, const char *canon)
@@ -506,7 +590,7 @@ read_includes (StsimRecipe *r, int file, GKeyFile *kf, GHashTable *lines, GArray
     int sub;
     gboolean cycle = FALSE;
 
-    if (!stsim_param_parse_check (&include_spec, item, r->data_dir, f->dir, &expanded, &e)) {
+    if (!stsim_param_parse_check (RUN_INCLUDE_SPEC, item, r->data_dir, f->dir, &expanded, &e)) {
       file_error (r, file, line, "run", "%s", e->message);
       g_clear_error (&e);
       ok = FALSE;
@@ -595,6 +679,8 @@ read_file (StsimRecipe *r, int file, const char *text, gsize length, GArray *cha
       g_autofree char *raw = NULL;
       if (strcmp (fs->name, "run") == 0 && strcmp (key, "include") == 0)
         continue;  /* done: the merged recipe has no includes */
+      if (file != 0 && strcmp (fs->name, "run") == 0 && strcmp (key, "name") == 0)
+        continue;  /* a name names its own file's run: an including recipe is another run */
       if (!(raw = g_key_file_get_value (kf, fs->name, key, NULL)))
         continue;  /* cannot happen: GKeyFile read the same text */
       if (!origin_get (r, fs->name, key))
@@ -609,6 +695,78 @@ read_file (StsimRecipe *r, int file, const char *text, gsize length, GArray *cha
 }
 
 /* ---- overrides ----------------------------------------------------------------------- */
+
+/* Whether @overrides give [@section] a `use`: a --set that adds a whole section. */
+static gboolean
+overrides_give_use (const char *const *overrides, const char *section)
+{
+  g_autofree char *want = g_strdup_printf ("%s.use", section);
+  for (guint i = 0; overrides[i]; i++) {
+    const char *eq = strchr (overrides[i], '=');
+    g_autofree char *lhs = eq ? g_strstrip (g_strndup (overrides[i], eq - overrides[i])) : NULL;
+    if (lhs && strcmp (lhs, want) == 0)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* Whether the merged section [@section] (its `use` read from @kf) takes @key. */
+static gboolean
+section_takes_key (StsimRecipe *r, GKeyFile *kf, const char *section, const char *key)
+{
+  const char *dot = strchr (section, '.');
+  g_autofree char *kind_name = dot ? g_strndup (section, dot - section) : g_strdup (section);
+  g_autofree char *use = g_key_file_get_string (kf, section, "use", NULL);
+  const StsimParamSpec *core = dot ? NULL : stsim_recipe_lookup_core_section (section);
+  const StsimRegistryEntry *e;
+  StsimKind kind;
+
+  if (core)
+    return stsim_param_specs_lookup (core, key) != NULL;
+  if (!stsim_kind_from_name (kind_name, &kind))
+    return FALSE;
+  if (strcmp (key, "use") == 0 || strcmp (key, "enabled") == 0 ||
+      (kind == STSIM_KIND_OBJECTIVE && strcmp (key, "weight") == 0))
+    return TRUE;
+  e = use ? stsim_registry_find (r->reg, kind, g_strstrip (use), NULL) : NULL;
+  return e && stsim_param_specs_lookup (e->desc->params, key) != NULL;
+}
+
+/* For a --set naming a section the recipe lacks, the SECTION.KEY it likely meant: the
+ * sections of which it is the kind (`objective` -> [objective.contrastive]) or the label
+ * (`contrastive`), else the nearest spelling; those that take @key first. NULL: none. */
+static char *
+override_hint (StsimRecipe *r, GKeyFile *kf, GPtrArray *sections, const char *section, const char *key)
+{
+  g_autoptr(GPtrArray) names = g_ptr_array_new (), near = g_ptr_array_new (), fits = g_ptr_array_new ();
+  g_autofree char *as_kind = g_strdup_printf ("%s.", section);
+  g_autofree char *as_label = g_strdup_printf (".%s", section);
+  GPtrArray *pick;
+  GString *hint;
+
+  for (guint i = 0; i < sections->len; i++) {
+    const char *name = ((ScanSection *) g_ptr_array_index (sections, i))->name;
+    g_ptr_array_add (names, (gpointer) name);
+    if (g_str_has_prefix (name, as_kind) || g_str_has_suffix (name, as_label))
+      g_ptr_array_add (near, (gpointer) name);
+  }
+  if (near->len == 0) {
+    const char *n = stsim_util_nearest (section, (const char *const *) names->pdata, names->len);
+    if (n)
+      g_ptr_array_add (near, (gpointer) n);
+  }
+  for (guint i = 0; i < near->len; i++)
+    if (section_takes_key (r, kf, g_ptr_array_index (near, i), key))
+      g_ptr_array_add (fits, g_ptr_array_index (near, i));
+  pick = fits->len ? fits : near;
+  if (pick->len == 0)
+    return NULL;
+  hint = g_string_new (pick->len == 1 ? " (did you mean " : " (did you mean one of ");
+  for (guint i = 0; i < pick->len; i++)
+    g_string_append_printf (hint, "%s'%s.%s'", i ? ", " : "", (char *) g_ptr_array_index (pick, i), key);
+  g_string_append (hint, "?)");
+  return g_string_free (hint, FALSE);
+}
 
 static void
 apply_overrides (StsimRecipe *r, GKeyFile *kf, const char *const *overrides, GPtrArray *sections)
@@ -630,6 +788,17 @@ apply_overrides (StsimRecipe *r, GKeyFile *kf, const char *const *overrides, GPt
       continue;
     }
     if (!(s = scan_find (sections, lhs))) {
+      /* A key for a section the recipe lacks, and no `use` to add one: most likely a
+       * short or misspelt label; say which section has the key. */
+      g_autofree char *hint = NULL, *kind = NULL, *add = NULL;
+      if (!stsim_recipe_lookup_core_section (lhs) && !overrides_give_use (overrides, lhs) &&
+          (hint = override_hint (r, kf, sections, lhs, dot + 1))) {
+        if (stsim_util_label_is_valid (lhs, &kind) && stsim_kind_from_name (kind, NULL))
+          add = g_strdup_printf ("; to add it, also --set %s.use=NAME", lhs);
+        add_error (r, 0, 0, g_strdup_printf ("--set '%s': this recipe has no section [%s]%s%s", o, lhs, hint,
+                                             add ? add : ""));
+        continue;
+      }
       s = scan_add (sections, lhs);
       set_origin (r, lhs, NULL, 0, 0);
     }
@@ -640,6 +809,48 @@ apply_overrides (StsimRecipe *r, GKeyFile *kf, const char *const *overrides, GPt
       g_autofree char *value = g_strstrip (g_strdup (eq + 1));
       g_key_file_set_value (kf, lhs, dot + 1, value);
     }
+  }
+}
+
+static int
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* 8 hex digits of SHA-256 over the --set values (SECTION.KEY=VALUE, spaces around both
+ * trimmed, the last of a repeated key, sorted), so that the same values in any order give
+ * the same run folder; NULL when there are none. [run] name and output do not count:
+ * they name the folder themselves. */
+static char *
+overrides_hash (const char *const *overrides)
+{
+  g_autoptr(GHashTable) last = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GString) text = g_string_new (NULL);
+  GHashTableIter it;
+  gpointer k, v;
+
+  for (guint i = 0; overrides && overrides[i]; i++) {
+    const char *eq = strchr (overrides[i], '=');
+    char *lhs = eq ? g_strstrip (g_strndup (overrides[i], eq - overrides[i])) : g_strdup (overrides[i]);
+    if (strcmp (lhs, "run.name") == 0 || strcmp (lhs, "run.output") == 0) {
+      g_free (lhs);
+      continue;
+    }
+    g_hash_table_replace (last, lhs, eq ? g_strstrip (g_strdup (eq + 1)) : g_strdup (""));
+  }
+  if (g_hash_table_size (last) == 0)
+    return NULL;
+  g_hash_table_iter_init (&it, last);
+  while (g_hash_table_iter_next (&it, &k, &v))
+    g_ptr_array_add (items, g_strdup_printf ("%s=%s", (char *) k, (char *) v));
+  g_ptr_array_sort (items, compare_strings);
+  for (guint i = 0; i < items->len; i++)
+    g_string_append_printf (text, "%s\n", (char *) g_ptr_array_index (items, i));
+  {
+    g_autofree char *sum = g_compute_checksum_for_string (G_CHECKSUM_SHA256, text->str, text->len);
+    return g_strndup (sum, 8);
   }
 }
 
@@ -794,7 +1005,11 @@ finish_run (StsimRecipe *r, CoreValues *cv)
     stsim_params_set (p, "name", "run", NULL);
   }
   if (!stsim_params_is_set (p, "output")) {
-    g_autofree char *out = g_build_filename ("runs", stsim_params_get_string (p, "name"), NULL);
+    /* Variants of one recipe (--set values) get folders of their own. */
+    g_autofree char *leaf = r->set_hash ? g_strdup_printf ("%s-%s", stsim_params_get_string (p, "name"), r->set_hash)
+                                        : g_strdup (stsim_params_get_string (p, "name"));
+    g_autofree char *out = g_build_filename ("runs", leaf, NULL);
+    r->output_default = TRUE;
     if (!stsim_params_set (p, "output", out, &e))
       recipe_error (r, "run", "name", "%s", e->message);
   }
@@ -937,6 +1152,7 @@ stsim_recipe_load_data (StsimRegistry *reg, const char *text, gssize length, con
   }
   if (parsed)
     apply_overrides (r, kf, overrides, scanned);
+  r->set_hash = overrides_hash (overrides);
 
   for (guint i = 0; i < cores->len; i++) {
     CoreValues *cv = g_new0 (CoreValues, 1);
@@ -993,6 +1209,12 @@ stsim_recipe_load_data (StsimRegistry *reg, const char *text, gssize length, con
   check_refs (r);
   if (r->errors->len == 0)
     order_sections (r);
+  if (r->errors->len == 0) {
+    /* Checks across sections see a recipe whose every section is valid. */
+    g_autoptr(GArray) fns = checks_snapshot ();
+    for (guint i = 0; i < fns->len; i++)
+      g_array_index (fns, StsimRecipeCheckFunc, i) (r);
+  }
 
   if (r->errors->len) {
     GString *msg = g_string_new (NULL);
@@ -1053,6 +1275,7 @@ stsim_recipe_get_core (const StsimRecipe *r, const char *section)
 
 const char *stsim_recipe_get_name (const StsimRecipe *r) { return stsim_params_get_string (RUN (r), "name"); }
 const char *stsim_recipe_get_output (const StsimRecipe *r) { return stsim_params_get_string (RUN (r), "output"); }
+gboolean stsim_recipe_get_output_is_default (const StsimRecipe *r) { return r->output_default; }
 guint64 stsim_recipe_get_seed (const StsimRecipe *r) { return (guint64) stsim_params_get_int (RUN (r), "seed"); }
 int stsim_recipe_get_threads (const StsimRecipe *r) { return (int) stsim_params_get_int (RUN (r), "threads"); }
 

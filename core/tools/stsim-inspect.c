@@ -3,6 +3,7 @@
  *
  *   stsim-inspect                     all components, then a count line
  *   stsim-inspect NAME | KIND/NAME    one component: metadata, parameters, a minimal recipe section
+ *   stsim-inspect SECTION             a core section ([run], [train]): its parameter table
  *   stsim-inspect --failed            plugins that failed: file, stage, reason
  *   stsim-inspect --recipe FILE       validates FILE (with --set overrides) and prints it resolved
  *
@@ -119,6 +120,16 @@ failures_json (StsimRegistry *reg)
   return node;
 }
 
+static JsonArray *
+core_sections_json (void)
+{
+  g_auto(GStrv) core = stsim_recipe_list_core_sections ();
+  JsonArray *a = json_array_new ();
+  for (guint i = 0; core[i]; i++)
+    json_array_add_string_element (a, core[i]);
+  return a;
+}
+
 static int
 list_components (StsimRegistry *reg, gboolean have_kind, StsimKind kind)
 {
@@ -144,6 +155,7 @@ list_components (StsimRegistry *reg, gboolean have_kind, StsimKind kind)
     json_object_set_string_member (o, "stsim_version", STSIM_VERSION);
     json_object_set_int_member (o, "n_plugins", stsim_registry_get_n_plugins (reg));
     json_object_set_array_member (o, "components", arr);
+    json_object_set_array_member (o, "core_sections", core_sections_json ());
     json_object_set_member (o, "failures", failures_json (reg));
     json_node_take_object (root, o);
     print_json (root);
@@ -169,8 +181,12 @@ list_components (StsimRegistry *reg, gboolean have_kind, StsimKind kind)
   {
     guint np = stsim_registry_get_n_plugins (reg), nc = stsim_registry_get_n_components (reg);
     guint nf = stsim_registry_get_n_failures (reg);
+    g_auto(GStrv) core = stsim_recipe_list_core_sections ();
+    g_autofree char *names = g_strjoinv ("], [", core);
     if (sel->len)
       g_print ("\n");
+    if (!have_kind)
+      g_print ("core sections: [%s] (stsim-inspect SECTION shows the keys)\n", names);
     g_print ("%u plugin%s, %u component%s, %u failed%s\n", np, np == 1 ? "" : "s", nc, nc == 1 ? "" : "s", nf,
              nf ? " (see --failed)" : "");
   }
@@ -196,12 +212,13 @@ list_failures (StsimRegistry *reg)
 
 /* ---- one component ------------------------------------------------------------- */
 
+static JsonArray *params_json (const StsimParamSpec *specs);
+
 static JsonNode *
 component_json (const StsimRegistryEntry *e)
 {
   JsonNode *root = json_node_new (JSON_NODE_OBJECT);
   JsonObject *o = json_object_new (), *pl = json_object_new ();
-  JsonArray *params = json_array_new ();
 
   json_object_set_string_member (o, "kind", stsim_kind_name (e->desc->kind));
   json_object_set_string_member (o, "name", e->desc->name);
@@ -214,7 +231,17 @@ component_json (const StsimRegistryEntry *e)
   json_object_set_string_member (pl, "origin", e->plugin->origin);
   json_object_set_string_member (pl, "file", e->file);
   json_object_set_object_member (o, "plugin", pl);
-  for (const StsimParamSpec *p = e->desc->params; p && p->name; p++) {
+  json_object_set_array_member (o, "params", params_json (e->desc->params));
+  json_node_take_object (root, o);
+  return root;
+}
+
+/* A parameter table as JSON: every parameter, expert ones included. */
+static JsonArray *
+params_json (const StsimParamSpec *specs)
+{
+  JsonArray *params = json_array_new ();
+  for (const StsimParamSpec *p = specs; p && p->name; p++) {
     JsonObject *j = json_object_new ();
     JsonArray *flags = json_array_new ();
     json_object_set_string_member (j, "name", p->name);
@@ -243,9 +270,7 @@ component_json (const StsimRegistryEntry *e)
     json_object_set_string_member (j, "blurb", p->blurb);
     json_array_add_object_element (params, j);
   }
-  json_object_set_array_member (o, "params", params);
-  json_node_take_object (root, o);
-  return root;
+  return params;
 }
 
 static void
@@ -259,14 +284,14 @@ print_indented (const char *label, const char *text)
   }
 }
 
+static void print_params (const StsimParamSpec *specs);
+static void print_required (const StsimParamSpec *specs);
+
 static int
 show_component (const StsimRegistryEntry *e)
 {
   const StsimComponentDesc *d = e->desc;
   const char *kind = stsim_kind_name (d->kind);
-  const char *head[] = { "NAME", "TYPE", "DEFAULT", "RANGE/CHOICES", "FLAGS", "DESCRIPTION" };
-  int w[5];
-  guint hidden = 0;
 
   if (opt_json) {
     g_autoptr(JsonNode) node = component_json (e);
@@ -283,9 +308,26 @@ show_component (const StsimRegistryEntry *e)
     print_indented ("origin", e->plugin->origin);
   print_indented ("citation", e->plugin->citation);
 
+  print_params (d->params);
+
+  g_print ("\nMinimal recipe section:\n  [%s]\n  use = %s\n", kind, d->name);
+  if (d->kind == STSIM_KIND_OBJECTIVE)
+    g_print ("  weight = 1\n");
+  print_required (d->params);
+  return STSIM_EXIT_OK;
+}
+
+/* "Parameters:" and the table: name, type, default, range or choices, flags, description. */
+static void
+print_params (const StsimParamSpec *specs)
+{
+  const char *head[] = { "NAME", "TYPE", "DEFAULT", "RANGE/CHOICES", "FLAGS", "DESCRIPTION" };
+  int w[5];
+  guint hidden = 0;
+
   for (int c = 0; c < 5; c++)
     w[c] = strlen (head[c]);
-  for (const StsimParamSpec *p = d->params; p && p->name; p++) {
+  for (const StsimParamSpec *p = specs; p && p->name; p++) {
     g_autofree char *r = range_text (p), *f = flags_text (p);
     w[0] = MAX (w[0], (int) strlen (p->name));
     w[1] = MAX (w[1], (int) strlen (stsim_param_type_name (p->type)));
@@ -294,12 +336,12 @@ show_component (const StsimRegistryEntry *e)
     w[4] = MAX (w[4], (int) strlen (f));
   }
   g_print ("\nParameters:\n");
-  if (!d->params || !d->params[0].name)
+  if (!specs || !specs[0].name)
     g_print ("  (none)\n");
   else
     g_print ("  %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0], w[1], head[1], w[2], head[2], w[3], head[3],
              w[4], head[4], head[5]);
-  for (const StsimParamSpec *p = d->params; p && p->name; p++) {
+  for (const StsimParamSpec *p = specs; p && p->name; p++) {
     g_autofree char *r = range_text (p), *f = flags_text (p);
     if ((p->flags & STSIM_PARAM_EXPERT) && !opt_all) {
       hidden++;
@@ -310,15 +352,38 @@ show_component (const StsimRegistryEntry *e)
   }
   if (hidden)
     g_print ("  (%u expert parameter%s hidden; --all shows them)\n", hidden, hidden == 1 ? "" : "s");
+}
 
-  g_print ("\nMinimal recipe section:\n  [%s]\n  use = %s\n", kind, d->name);
-  if (d->kind == STSIM_KIND_OBJECTIVE)
-    g_print ("  weight = 1\n");
-  for (const StsimParamSpec *p = d->params; p && p->name; p++)
+/* The required keys of a minimal section, with placeholders. */
+static void
+print_required (const StsimParamSpec *specs)
+{
+  for (const StsimParamSpec *p = specs; p && p->name; p++)
     if (p->flags & STSIM_PARAM_REQUIRED) {
       g_autofree char *ph = placeholder (p);
       g_print ("  %s = %s\n", p->name, ph);
     }
+}
+
+/* ---- one core section ([run], [train], ...) ------------------------------------------- */
+
+static int
+show_core_section (const char *name, const StsimParamSpec *specs)
+{
+  if (opt_json) {
+    g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+    JsonObject *o = json_object_new ();
+    json_object_set_string_member (o, "kind", "core");
+    json_object_set_string_member (o, "name", name);
+    json_object_set_array_member (o, "params", params_json (specs));
+    json_node_take_object (root, o);
+    print_json (root);
+    return STSIM_EXIT_OK;
+  }
+  g_print ("core section [%s]: built into libstsim, not a component (no use = ...)\n", name);
+  print_params (specs);
+  g_print ("\nMinimal recipe section:\n  [%s]\n", name);
+  print_required (specs);
   return STSIM_EXIT_OK;
 }
 
@@ -346,15 +411,16 @@ check_recipe (StsimRegistry *reg)
 int
 main (int argc, char **argv)
 {
-  g_autoptr(GOptionContext) context = g_option_context_new ("[NAME | KIND/NAME]");
+  g_autoptr(GOptionContext) context = g_option_context_new ("[NAME | KIND/NAME | SECTION]");
   g_auto(GStrv) args = g_strdupv (argv);
   g_autoptr(StsimRegistry) reg = NULL;
   StsimKind kind = STSIM_KIND_N_KINDS;
   guint n_args;
 
   g_set_prgname ("stsim-inspect");
-  g_option_context_set_summary (context, "Lists stsim plugins and components, shows a component's parameters,\n"
-                                         "lists plugins that failed to load, validates a recipe.");
+  g_option_context_set_summary (context, "Lists stsim plugins and components, shows a component's or a core\n"
+                                         "section's ([run], [train]) parameters, lists plugins that failed to\n"
+                                         "load, validates a recipe.");
   g_option_context_set_description (context, "Exit status: 0 success, 1 invalid input, 2 usage error.\n");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!tool_parse_options (context, &args))
@@ -375,6 +441,8 @@ main (int argc, char **argv)
     return check_recipe (reg);
   if (opt_failed)
     return list_failures (reg);
+  if (n_args == 1 && kind == STSIM_KIND_N_KINDS && stsim_recipe_lookup_core_section (args[1]))
+    return show_core_section (args[1], stsim_recipe_lookup_core_section (args[1]));
   if (n_args == 1) {
     g_autoptr(GError) error = NULL;
     g_autofree char *name = kind != STSIM_KIND_N_KINDS && !strchr (args[1], '/')

@@ -23,6 +23,8 @@
 #include "train/dist.h"
 
 #include <string.h>
+#include <sys/stat.h>
+#include <glib/gstdio.h>
 
 static char *opt_plugin_path, *opt_data;
 static char **opt_set;
@@ -41,11 +43,24 @@ static const GOptionEntry entries[] = {
   { NULL }
 };
 
+/* Where a derived output folder came from, so that a variant's folder is not a surprise. */
+static const char *
+output_note (const StsimRecipe *r)
+{
+  g_autofree char *plain = NULL;
+  if (!stsim_recipe_get_output_is_default (r))
+    return "";
+  plain = g_build_filename ("runs", stsim_recipe_get_name (r), NULL);
+  return strcmp (plain, stsim_recipe_get_output (r)) == 0 ? " (default: runs/<name>)"
+                                                          : " (default: runs/<name>-<hash of the --set values>)";
+}
+
 static void
 print_plan (const StsimRecipe *r)
 {
-  g_print ("recipe  %s\nname    %s\noutput  %s\ndata    %s\nseed    %" G_GUINT64_FORMAT "\nthreads %d%s\n",
-           stsim_recipe_get_path (r), stsim_recipe_get_name (r), stsim_recipe_get_output (r),
+  const char *why = output_note (r);
+  g_print ("recipe  %s\nname    %s\noutput  %s%s\ndata    %s\nseed    %" G_GUINT64_FORMAT "\nthreads %d%s\n",
+           stsim_recipe_get_path (r), stsim_recipe_get_name (r), stsim_recipe_get_output (r), why,
            stsim_recipe_get_data_dir (r), stsim_recipe_get_seed (r), stsim_recipe_get_threads (r),
            stsim_recipe_get_threads (r) == 0 ? " (all cores)" : "");
   g_print ("\nPlan (%u component%s, in creation order):\n", stsim_recipe_get_n_ordered (r),
@@ -100,6 +115,70 @@ print_table (JsonObject *report)
   g_print ("%s\n%s\n", g_strchomp (head->str), g_strchomp (vals->str));
   g_string_free (head, TRUE);
   g_string_free (vals, TRUE);
+}
+
+/* Bytes under @path (files, not following symbolic links); 0 for what cannot be read. */
+static guint64
+tree_size (const char *path)
+{
+  GStatBuf st;
+  guint64 total = 0;
+  g_autoptr(GDir) dir = NULL;
+  const char *name;
+
+  if (g_lstat (path, &st) != 0)
+    return 0;
+  if (!S_ISDIR (st.st_mode))
+    return S_ISREG (st.st_mode) ? (guint64) st.st_size : 0;
+  if (!(dir = g_dir_open (path, 0, NULL)))
+    return 0;
+  while ((name = g_dir_read_name (dir))) {
+    g_autofree char *child = g_build_filename (path, name, NULL);
+    total += tree_size (child);
+  }
+  return total;
+}
+
+/* g_format_size() with a plain space: it separates the unit with U+00A0, which
+ * g_print turns into '?' outside a UTF-8 locale. */
+static char *
+format_size (guint64 bytes)
+{
+  g_autofree char *s = g_format_size (bytes);
+  g_auto(GStrv) parts = g_strsplit (s, "\u00a0", -1);
+  return g_strjoinv (" ", parts);
+}
+
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* The end-of-run line on disk use: the run folder's total (human readable and in
+ * bytes) and each of its folders (best/, state/), the part a lab setting can drop. */
+static void
+print_disk_use (const char *out)
+{
+  g_autoptr(GDir) dir = g_dir_open (out, 0, NULL);
+  g_autoptr(GPtrArray) folders = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GString) parts = g_string_new (NULL);
+  guint64 bytes = tree_size (out);
+  g_autofree char *total = format_size (bytes);
+  const char *name;
+
+  while (dir && (name = g_dir_read_name (dir))) {
+    g_autofree char *child = g_build_filename (out, name, NULL);
+    if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+      g_ptr_array_add (folders, g_strdup (name));
+  }
+  g_ptr_array_sort (folders, compare_names);
+  for (guint i = 0; i < folders->len; i++) {
+    g_autofree char *child = g_build_filename (out, g_ptr_array_index (folders, i), NULL);
+    g_autofree char *size = format_size (tree_size (child));
+    g_string_append_printf (parts, "%s%s/ %s", i ? ", " : "; ", (char *) g_ptr_array_index (folders, i), size);
+  }
+  g_print ("run folder %s: %s (%" G_GUINT64_FORMAT " bytes%s)\n", out, total, bytes, parts->str);
 }
 
 /* Prints the error; under MPI also stops the other ranks of the job. */
@@ -238,6 +317,8 @@ main (int argc, char **argv)
     if (!stsim_trainer_run (recipe, ctx, &train_opts, &error))
       return fail (error);
   }
+  if (rank0)
+    print_disk_use (stsim_recipe_get_output (recipe));
   stsim_dist_finalize ();
   return STSIM_EXIT_OK;
 }

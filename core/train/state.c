@@ -130,6 +130,21 @@ stsim_trainer_save_state (StsimTrainer *tr, GError **error)
   return stsim_safetensors_writer_write (w, path, error);
 }
 
+gboolean
+stsim_trainer_remove_state (StsimTrainer *tr, GError **error)
+{
+  g_autofree char *path = g_build_filename (tr->state_dir, STATE_FILE, NULL);
+  if (g_unlink (path) != 0 && errno != ENOENT) {
+    int e = errno;
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "cannot delete %s (keep_state = none): %s", path,
+                 g_strerror (e));
+    return FALSE;
+  }
+  /* Only the folder we made: anything else put there stays, and so does the folder. */
+  g_rmdir (tr->state_dir);
+  return TRUE;
+}
+
 static gboolean
 get_int (JsonObject *o, const char *key, gint64 *out, const char *path, GError **error)
 {

@@ -102,8 +102,16 @@ void         stsim_train_step_init  (StsimTrainStep *step, StsimTrainer *tr, gui
 void         stsim_train_step_clear (StsimTrainStep *step);
 StsimTensor *stsim_trainer_head_forward (StsimTrainer *tr, StsimTensor *h, GError **error);
 
+/* train-recipe.c: the training pooling (the encoder's pooler; [train] pooler,
+ * deprecated, for encoders without one) into tr->pooler, and the recipe check
+ * that the two agree, registered with [train]. */
+gboolean stsim_trainer_resolve_pooler (StsimTrainer *tr, GError **error);
+void     stsim_train_register_checks (void);
+
 /* state.c */
 gboolean stsim_trainer_save_state (StsimTrainer *tr, GError **error);
+/* Deletes state/ and what it holds (keep_state = none, at the end of a run). */
+gboolean stsim_trainer_remove_state (StsimTrainer *tr, GError **error);
 /* FALSE with NOT_FOUND when there is no state to resume from. */
 gboolean stsim_trainer_load_state (StsimTrainer *tr, GError **error);
 /* Several ranks (collectives): rank 0 tells the others whether @what

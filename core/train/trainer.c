@@ -7,8 +7,9 @@
  *   head z -> Σ w_i·loss_i -> backward -> skip if NaN/Inf -> clip -> AdamW at
  *   the linear schedule's lr -> zero grads -> tape reset.
  * Every eval_every steps the evaluator scores DEV; a strictly better score
- * writes best/ atomically. Every save_every steps (and at the end) the
- * resume state is written. At the end best/ is reloaded and tested. */
+ * writes best/ atomically (save_best). Every save_every steps (and at the
+ * end, keep_state = last) the resume state is written. At the end best/ is
+ * reloaded and tested (save_best = false: the final parameters are). */
 #include "train/trainer-private.h"
 #include "train/dist.h"
 #include "train/curves.h"
@@ -49,14 +50,18 @@ static const StsimParamSpec train_specs[] = {
   { "max_grad_norm", STSIM_PARAM_DOUBLE, "1.0", .min = 0, .max = 1e9,
     .blurb = "clip the global gradient L2 norm to this (0 = no clipping)" },
   { "max_len", STSIM_PARAM_INT, "32", .min = 3, .max = 100000, .blurb = "tokens per sentence, specials included" },
-  { "pooler", STSIM_PARAM_ENUM, "cls", .choices = "cls|avg|avg_first_last|avg_top2",
-    .blurb = "training pooling of token states into h (cls = the first token's last hidden state)" },
+  { "pooler", STSIM_PARAM_ENUM, NULL, .choices = "cls|avg|avg_first_last|avg_top2", .flags = STSIM_PARAM_DEPRECATED,
+    .blurb = "training pools as the encoder's pooler says: remove this key (a value here must agree with it)" },
   { "head", STSIM_PARAM_ENUM, "mlp", .choices = "mlp|bn|none",
     .blurb = "projection z = head(h): mlp = SimCSE's dense+tanh (the model's pooler), bn = DiffCSE's BN projector" },
   { "eval_every", STSIM_PARAM_INT, "125", .min = 0, .max = 1e12,
     .blurb = "evaluate DEV every N steps (not at step 0) and keep the best; 0 = only at the end" },
   { "save_every", STSIM_PARAM_INT, "250", .min = 0, .max = 1e12,
     .blurb = "write the resume state every N steps (0 = only at the end)" },
+  { "keep_state", STSIM_PARAM_ENUM, "last", .choices = "last|none",
+    .blurb = "resume state left in state/ when the run ends: last = the final one; none = nothing (deleted)" },
+  { "save_best", STSIM_PARAM_BOOL, "true",
+    .blurb = "write the best DEV checkpoint to best/ and test it; false = write no checkpoint, test the final model" },
   { "log_every", STSIM_PARAM_INT, "10", .min = 1, .max = 1e12,
     .blurb = "steps per metrics.jsonl line and progress update" },
   { "max_bad_steps", STSIM_PARAM_INT, "10", .min = 1, .max = 1e9,
@@ -87,6 +92,7 @@ stsim_train_register_section (void)
     g_autoptr(GError) err = NULL;
     if (!stsim_recipe_register_core_section ("train", train_specs, &err))
       g_warning ("cannot register the [train] recipe section: %s", err->message);
+    stsim_train_register_checks ();
     g_once_init_leave (&done, 1);
   }
 }
@@ -228,15 +234,7 @@ setup_head (StsimTrainer *tr, GError **error)
       tr->bn_rv2[i] = 1.0f;
   } else
     tr->head = HEAD_NONE;
-
-  const char *pooler = stsim_params_get_string (tr->p, "pooler");
-  if (strcmp (pooler, "cls") == 0)
-    tr->pooler = STSIM_POOL_CLS_BEFORE_POOLER;  /* h; the head adds the MLP */
-  else if (!stsim_pooler_from_name (pooler, &tr->pooler)) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE, "[train] pooler = %s is unknown", pooler);
-    return FALSE;
-  }
-  return TRUE;
+  return stsim_trainer_resolve_pooler (tr, error);
 }
 
 StsimTensor *
@@ -676,8 +674,9 @@ evaluate_dev (StsimTrainer *tr, gint64 t0, GError **error)
   double secs = (g_get_monotonic_time () - t) / 1e6;
   /* Strictly greater: ties keep the earlier checkpoint (method.md §3.6). */
   gboolean better = isfinite (primary) && (!tr->has_best || primary > tr->best);
+  gboolean save = better && stsim_params_get_bool (tr->p, "save_best");
   if (better) {
-    if (!stsim_model_save (tr->model, tr->best_dir, error)) {
+    if (save && !stsim_model_save (tr->model, tr->best_dir, error)) {
       g_prefix_error (error, "saving the best checkpoint to %s: ", tr->best_dir);
       return FALSE;
     }
@@ -701,7 +700,7 @@ evaluate_dev (StsimTrainer *tr, gint64 t0, GError **error)
   json_builder_set_member_name (b, "best_step");
   json_builder_add_int_value (b, tr->best_step);
   json_builder_set_member_name (b, "saved");
-  json_builder_add_boolean_value (b, better);
+  json_builder_add_boolean_value (b, save);
   json_builder_set_member_name (b, "seconds");
   json_builder_add_double_value (b, secs);
   json_builder_set_member_name (b, "elapsed");
@@ -709,7 +708,7 @@ evaluate_dev (StsimTrainer *tr, gint64 t0, GError **error)
   json_builder_end_object (b);
   if (!tr->options.quiet)
     g_printerr ("%sstep %" G_GUINT64_FORMAT ": dev %.4f%s (best %.4f at step %" G_GUINT64_FORMAT ", %.1fs)\n",
-                isatty (2) ? "\r\033[K" : "", tr->step, primary, better ? " *saved*" : "", tr->best, tr->best_step,
+                isatty (2) ? "\r\033[K" : "", tr->step, primary, save ? " *saved*" : "", tr->best, tr->best_step,
                 secs);
   return append_metrics (tr, b, error);
 }
@@ -747,24 +746,28 @@ reload_best (StsimTrainer *tr, GError **error)
 static gboolean
 finish_run (StsimTrainer *tr, double train_seconds, GError **error)
 {
+  /* save_best = false (the lab setting): no checkpoint at all, the final parameters are tested. */
+  const gboolean save_best = stsim_params_get_bool (tr->p, "save_best");
   if (!tr->evaluator || !stsim_params_get_bool (tr->p, "test")) {
-    if (!tr->has_best && !stsim_model_save (tr->model, tr->best_dir, error))
+    if (save_best && !tr->has_best && !stsim_model_save (tr->model, tr->best_dir, error))
       return FALSE;
     return TRUE;
   }
   const char *selected;
-  if (tr->has_best) {
+  if (tr->has_best && save_best) {
     if (!reload_best (tr, error))
       return FALSE;
     selected = "best";
   } else {
     /* No evaluation happened during training (eval_every 0 or larger than
-     * the run): the last parameters are the result. */
-    if (!stsim_model_save (tr->model, tr->best_dir, error))
+     * the run), or no checkpoint is kept: the last parameters are the result. */
+    if (save_best && !stsim_model_save (tr->model, tr->best_dir, error))
       return FALSE;
     selected = "last";
-    if (!tr->options.quiet)
+    if (!tr->options.quiet && save_best)
       g_printerr ("no dev evaluation during training: testing the last parameters (saved to %s)\n", tr->best_dir);
+    else if (!tr->options.quiet)
+      g_printerr ("save_best = false: testing the last parameters (no checkpoint written)\n");
   }
   g_autoptr(JsonObject) report = json_object_new ();
   double primary = NAN;
@@ -774,7 +777,10 @@ finish_run (StsimTrainer *tr, double train_seconds, GError **error)
   }
   JsonObject *t = json_object_new ();
   json_object_set_string_member (t, "recipe", stsim_recipe_get_path (tr->recipe));
-  json_object_set_string_member (t, "model", tr->best_dir);
+  if (save_best)
+    json_object_set_string_member (t, "model", tr->best_dir);
+  else
+    json_object_set_null_member (t, "model");
   json_object_set_string_member (t, "selected", selected);
   json_object_set_int_member (t, "steps", tr->step);
   json_object_set_int_member (t, "skipped_steps", tr->bad_total);
@@ -1188,13 +1194,14 @@ stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx, const StsimTrai
     ok = TRUE;  /* rank 0 saves, tests and reports */
     goto out;
   }
-  if (!stsim_trainer_save_state (tr, error))
+  const gboolean keep_state = strcmp (stsim_params_get_string (tr->p, "keep_state"), "last") == 0;
+  if (keep_state && !stsim_trainer_save_state (tr, error))
     goto out;
   if (!tr->options.quiet)
     g_printerr ("trained %" G_GUINT64_FORMAT " steps in %.1fs (%" G_GUINT64_FORMAT " skipped)\n", tr->step,
                 train_seconds, tr->bad_total);
   stsim_curves_update (tr->out_dir, stsim_recipe_get_name (tr->recipe));
-  ok = finish_run (tr, train_seconds, error);
+  ok = finish_run (tr, train_seconds, error) && (keep_state || stsim_trainer_remove_state (tr, error));
 out:
   if (iv.terms)
     g_hash_table_unref (iv.terms);

@@ -21,7 +21,8 @@
  *
  * stsim_recipe_load() collects every error of a recipe (unknown section kind,
  * unknown component, unknown key, wrong type, out of range, missing required
- * key, missing `use`, dangling or mistyped reference, reference cycle) and
+ * key, missing `use`, dangling or mistyped reference, reference cycle, an
+ * override for a section the recipe lacks, then the registered checks) and
  * returns them together in one STSIM_ERROR_RECIPE error, one per line, each
  * as "FILE:LINE: [section] ..." (FILE: the included file when that is where
  * the line is) with the nearest valid name where there is one; values that
@@ -60,11 +61,35 @@ typedef struct {
 /* Registers a core section (not a component) described by @specs, which must
  * stay valid for the life of the process. FALSE if @name is taken, is a
  * component kind, or @specs do not validate. [run] is built in:
- *   name    string  default: the recipe file name without .ini
+ *   name    string  default: the recipe file name without .ini; a name written
+ *                   in an included file is ignored (it names that file's run)
  *   seed    int     default 42
  *   threads int     0 = all cores, default 0
- *   output  path    default runs/<name> */
+ *   output  path    default runs/<name>, or runs/<name>-<8 hex> when there are
+ *                   --set values other than run.name and run.output: the start
+ *                   of the SHA-256 of the sorted SECTION.KEY=VALUE lines
+ *   include paths   read while merging (below), never stored */
 gboolean stsim_recipe_register_core_section (const char *name, const StsimParamSpec *specs, GError **error);
+/* The registered core sections' names, [run] first, NULL-terminated (g_strfreev). */
+char   **stsim_recipe_list_core_sections (void);
+/* The parameter table of core section @name; NULL when none is registered. */
+const StsimParamSpec *stsim_recipe_lookup_core_section (const char *name);
+
+/* A check that needs several sections at once (e.g. [train] against the
+ * encoder it trains). stsim_recipe_load() runs every registered check, in the
+ * order registered, once every section is valid and ordered, so the accessors
+ * below work; a check reports with stsim_recipe_check_error() (the load then
+ * fails with all errors) or stsim_recipe_check_warning(). Registering the
+ * same function twice registers it once. */
+typedef void (*StsimRecipeCheckFunc) (StsimRecipe *recipe);
+void     stsim_recipe_register_check (StsimRecipeCheckFunc check);
+/* Only inside a check: an error or warning located like the parser's own
+ * ("FILE:LINE: [section] message", the line of @key, or of the section
+ * header when @key is NULL; "(from --set)" when it came from an override). */
+void     stsim_recipe_check_error   (StsimRecipe *recipe, const char *section, const char *key,
+                                     const char *fmt, ...) G_GNUC_PRINTF (4, 5);
+void     stsim_recipe_check_warning (StsimRecipe *recipe, const char *section, const char *key,
+                                     const char *fmt, ...) G_GNUC_PRINTF (4, 5);
 
 /* @overrides: NULL-terminated "section.key=value" strings (the key is after
  * the last '.' before '='), applied on top of the file and validated the same
@@ -88,6 +113,8 @@ const char *const *stsim_recipe_get_files (const StsimRecipe *recipe);
 /* [run] values. */
 const char *stsim_recipe_get_name     (const StsimRecipe *recipe);
 const char *stsim_recipe_get_output   (const StsimRecipe *recipe);
+/* TRUE when [run] output was not given (file or --set) but derived from the name. */
+gboolean    stsim_recipe_get_output_is_default (const StsimRecipe *recipe);
 guint64     stsim_recipe_get_seed     (const StsimRecipe *recipe);
 int         stsim_recipe_get_threads  (const StsimRecipe *recipe);
 /* A core section's values (defaults applied, also when the recipe lacks the

@@ -108,8 +108,9 @@ guint64                 stsim_train_step_get_total_steps (StsimTrainStep *step);
 guint64                 stsim_train_step_get_seed      (StsimTrainStep *step);
 /* The student's forward output over all rows (train mode, run once). */
 const StsimModelOutput *stsim_train_step_get_output (StsimTrainStep *step, GError **error);
-/* Pooled vectors h [V·B, H] ([train] pooler) and head outputs z [V·B, H]
- * ([train] head: mlp, bn or none). */
+/* Pooled vectors h [V·B, H] (the trained encoder's pooler; its cls and
+ * cls_before_pooler both give the first token's state, the head adds the
+ * MLP) and head outputs z [V·B, H] ([train] head: mlp, bn or none). */
 StsimTensor            *stsim_train_step_get_pooled    (StsimTrainStep *step, GError **error);
 StsimTensor            *stsim_train_step_get_projected (StsimTrainStep *step, GError **error);
 /* z of view @v: [B, H], a zero-copy slice of the projected vectors. */
@@ -198,8 +199,10 @@ typedef struct {
 
 #define STSIM_TRAIN_OPTIONS_INIT { FALSE, 0, FALSE }
 
-/* Registers the [train] core section (idempotent). libstsim does this when
- * it is loaded; call it explicitly only if you need the spec table early. */
+/* Registers the [train] core section and its recipe check (the deprecated
+ * [train] pooler must agree with the trained encoder's pooler; an encoder
+ * pooler of cls needs head = mlp) (idempotent). libstsim does this when it
+ * is loaded; call it explicitly only if you need the spec table early. */
 void                  stsim_train_register_section (void);
 const StsimParamSpec *stsim_train_get_param_specs (void);
 /* TRUE when the recipe has an enabled objective (stsim-run then trains). */
@@ -208,7 +211,8 @@ gboolean              stsim_recipe_wants_training (const StsimRecipe *recipe);
 /* Trains the recipe's encoder with its objectives; see the top of this file
  * and docs/training.md. @ctx must hold the instantiated components
  * (stsim_recipe_instantiate). Writes into the run folder ([run] output):
- * resolved.ini, state/, best/, metrics.jsonl, results.json. */
+ * resolved.ini, state/ (none left with keep_state = none), best/ (none with
+ * save_best = false), metrics.jsonl, curves.svg, results.json. */
 gboolean stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx,
                             const StsimTrainOptions *options, GError **error);
 

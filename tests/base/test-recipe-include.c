@@ -169,6 +169,39 @@ test_override_one_key (void)
   g_assert_cmpstr (files[1], ==, child);
 }
 
+/* [run] name names the run of the file that writes it: an including recipe is
+ * another run (its own name, its own default folder), while the base's other
+ * [run] keys merge as usual; --set and the recipe itself may still name it. */
+static void
+test_name_not_inherited (void)
+{
+  g_autoptr(Fixture) f = fixture_new ();
+  g_autofree char *base = fx_write (f, "quick.ini", "[run]\nname = quick\nseed = 3\n[encoder]\nuse = test-hash\n");
+  g_autofree char *lab = fx_write (f, "lab-a.ini", "[run]\ninclude = quick.ini\n[encoder]\ndim = 4\n");
+  g_autofree char *named = fx_write (f, "lab-b.ini", "[run]\ninclude = quick.ini\nname = mine\n");
+  g_autoptr(StsimRegistry) reg = test_registry ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(StsimRecipe) a = load_file (reg, lab, NULL, &error);
+  g_autoptr(StsimRecipe) b = NULL, c = NULL, d = NULL;
+  g_autofree char *text = NULL;
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (stsim_recipe_get_name (a), ==, "lab-a");
+  g_assert_cmpstr (stsim_recipe_get_output (a), ==, "runs/lab-a");
+  g_assert_cmpuint (stsim_recipe_get_seed (a), ==, 3);
+  text = stsim_recipe_to_string (a);
+  g_assert_nonnull (strstr (text, "\n[run]\nname = lab-a\nseed = 3\n"));
+  b = load_file (reg, named, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (stsim_recipe_get_name (b), ==, "mine");
+  c = load_file (reg, lab, (const char *const[]) { "run.name=x", NULL }, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (stsim_recipe_get_output (c), ==, "runs/x");
+  d = load_file (reg, base, NULL, &error);  /* the base alone keeps its name */
+  g_assert_no_error (error);
+  g_assert_cmpstr (stsim_recipe_get_name (d), ==, "quick");
+}
+
 static void
 test_base_only_section (void)
 {
@@ -572,6 +605,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/recipe-include/override-one-key", test_override_one_key);
+  g_test_add_func ("/recipe-include/name-not-inherited", test_name_not_inherited);
   g_test_add_func ("/recipe-include/base-only-section", test_base_only_section);
   g_test_add_func ("/recipe-include/disable-in-child", test_disable_in_child);
   g_test_add_func ("/recipe-include/order", test_include_order);

@@ -348,14 +348,144 @@ static void
 test_set_errors (void)
 {
   expect_errors (full, (const char *const[]) { "encoder.main.dim=abc", "encoder.main.dimm=1", "nodot=1", "run=1",
-                                               "evaluator.new.tag=x", NULL },
+                                               "evaluator.brandnew.tag=x", NULL },
                  ERRORS ("--set 'nodot=1': expected SECTION.KEY=VALUE",
                          "--set 'run=1': expected SECTION.KEY=VALUE",
                          "/recipes/mini.ini: [encoder.main] value 'abc' for dim is not an integer (from --set)",
                          "/recipes/mini.ini: [encoder.main] unknown key 'dimm' for encoder 'test-hash' (did you mean "
                          "'dim'?) (from --set)",
-                         "/recipes/mini.ini: [evaluator.new] has no 'use = NAME' naming the evaluator (see "
+                         "/recipes/mini.ini: [evaluator.brandnew] has no 'use = NAME' naming the evaluator (see "
                          "stsim-inspect --kind evaluator) (from --set)"));
+}
+
+/* A --set for a section the recipe lacks names the SECTION.KEY it likely meant:
+ * the section of which it gave the kind or the label, or the nearest spelling,
+ * those that take the key first. */
+static void
+test_set_suggestions (void)
+{
+  expect_errors (full, (const char *const[]) { "objective.margin=0.2", "rank.margin=0.2", "encoder.dim=4",
+                                               "encoder.mian.dim=4", "teachr.t1.temperature=1", NULL },
+                 ERRORS ("--set 'objective.margin=0.2': this recipe has no section [objective] (did you mean "
+                         "'objective.rank.margin'?); to add it, also --set objective.use=NAME",
+                         "--set 'rank.margin=0.2': this recipe has no section [rank] (did you mean "
+                         "'objective.rank.margin'?)",
+                         "--set 'encoder.dim=4': this recipe has no section [encoder] (did you mean "
+                         "'encoder.main.dim'?); to add it, also --set encoder.use=NAME",
+                         "--set 'encoder.mian.dim=4': this recipe has no section [encoder.mian] (did you mean "
+                         "'encoder.main.dim'?); to add it, also --set encoder.mian.use=NAME",
+                         "--set 'teachr.t1.temperature=1': this recipe has no section [teachr.t1] (did you mean "
+                         "'teacher.t1.temperature'?)"));
+  /* Several sections of the kind: the ones that take the key. */
+  expect_errors ("[encoder.a]\nuse = test-hash\n[encoder.b]\nuse = test-hash\n[teacher]\nuse = test-teacher\n"
+                 "encoder = encoder.a\n",
+                 (const char *const[]) { "encoder.dim=4", "teacher.x.temperature=1", NULL },
+                 ERRORS ("--set 'encoder.dim=4': this recipe has no section [encoder] (did you mean one of "
+                         "'encoder.a.dim', 'encoder.b.dim'?); to add it, also --set encoder.use=NAME",
+                         "--set 'teacher.x.temperature=1': this recipe has no section [teacher.x] (did you mean "
+                         "'teacher.temperature'?); to add it, also --set teacher.x.use=NAME"));
+  {
+    /* With its use, a --set still adds a section; a core section needs none. */
+    g_autoptr(StsimRegistry) reg = test_registry ();
+    g_autoptr(GError) error = NULL;
+    const char *const set[] = { "encoder.dim=4", "encoder.use=test-hash", "run.seed=3", NULL };
+    g_autoptr(StsimRecipe) r = load (reg, "[evaluator]\nuse = test-eval\ntag = t\n", set, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (stsim_params_get_int (stsim_recipe_lookup_component (r, "encoder")->params, "dim"), ==, 4);
+  }
+}
+
+/* ---- the default output folder -------------------------------------------------------------- */
+
+static char *
+output_with (const char *const *set)
+{
+  g_autoptr(StsimRegistry) reg = test_registry ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(StsimRecipe) r = load (reg, full, set, &error);
+  g_assert_no_error (error);
+  return g_strdup (stsim_recipe_get_output (r));
+}
+
+/* runs/<name>, plus -<the first 8 hex digits of SHA-256 over the sorted
+ * SECTION.KEY=VALUE lines> when --set gave values. Golden digests from
+ * Python's hashlib: sha256(b"encoder.main.dim=32\nrun.seed=9\n") starts with
+ * 116eadfa, with dim=33 8398841f, b"run.seed=9\n" 268cfc9c. */
+static void
+test_output_default (void)
+{
+  g_autofree char *plain = output_with (NULL);
+  g_autofree char *a = output_with ((const char *const[]) { "encoder.main.dim=32", "run.seed=9", NULL });
+  g_autofree char *b = output_with ((const char *const[]) { " run.seed = 9 ", "encoder.main.dim=32", NULL });
+  g_autofree char *c = output_with ((const char *const[]) { "run.seed=1", "encoder.main.dim=32", "run.seed=9", NULL });
+  g_autofree char *d = output_with ((const char *const[]) { "encoder.main.dim=33", "run.seed=9", NULL });
+  g_autofree char *named = output_with ((const char *const[]) { "run.name=exp", "run.seed=9", NULL });
+  g_autofree char *only_name = output_with ((const char *const[]) { "run.name=exp", NULL });
+  g_autofree char *given = output_with ((const char *const[]) { "run.seed=9", "run.output=/tmp/x", NULL });
+
+  g_assert_cmpstr (plain, ==, "runs/mini");
+  g_assert_cmpstr (a, ==, "runs/mini-116eadfa");
+  g_assert_cmpstr (b, ==, a);  /* order and spaces do not matter */
+  g_assert_cmpstr (c, ==, a);  /* the last value of a key counts */
+  g_assert_cmpstr (d, ==, "runs/mini-8398841f");
+  g_assert_cmpstr (named, ==, "runs/exp-268cfc9c");
+  g_assert_cmpstr (only_name, ==, "runs/exp");
+  g_assert_cmpstr (given, ==, "/tmp/x");
+  {
+    g_autoptr(StsimRegistry) reg = test_registry ();
+    g_autoptr(StsimRecipe) r = load (reg, full, NULL, NULL);
+    g_autoptr(StsimRecipe) s = load (reg, full, (const char *const[]) { "run.output=out", NULL }, NULL);
+    g_assert_true (stsim_recipe_get_output_is_default (r));
+    g_assert_false (stsim_recipe_get_output_is_default (s));
+  }
+}
+
+/* ---- checks across sections ------------------------------------------------------------------ */
+
+static void
+odd_dim_check (StsimRecipe *r)
+{
+  const StsimRecipeComponent *c = stsim_recipe_lookup_component (r, "encoder.main");
+  if (c && stsim_params_get_int (c->params, "dim") % 2)
+    stsim_recipe_check_error (r, "encoder.main", "dim", "dim = %d is odd while [evaluator.e] is %s",
+                              (int) stsim_params_get_int (c->params, "dim"),
+                              stsim_recipe_lookup_component (r, "evaluator.e") ? "present" : "absent");
+  if (c)
+    stsim_recipe_check_warning (r, "encoder.main", NULL, "checked (%u components in order)",
+                                stsim_recipe_get_n_ordered (r));
+}
+
+static void
+test_checks (void)
+{
+  g_autoptr(StsimRegistry) reg = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(StsimRecipe) r = NULL;
+  g_autoptr(GString) odd = NULL;
+
+  if (!g_test_subprocess ()) {  /* registration is process-wide */
+    g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+    g_test_trap_assert_passed ();
+    return;
+  }
+  reg = test_registry ();
+  stsim_recipe_register_check (odd_dim_check);
+  stsim_recipe_register_check (odd_dim_check);  /* once */
+  r = load (reg, full, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (stsim_recipe_get_warnings (r)[0], ==, "/recipes/mini.ini:15: [encoder.main] checked (4 components "
+                                                          "in order)");
+  g_assert_null (stsim_recipe_get_warnings (r)[1]);
+  expect_errors (full, (const char *const[]) { "encoder.main.dim=17", NULL },
+                 ERRORS ("/recipes/mini.ini: [encoder.main] dim = 17 is odd while [evaluator.e] is present (from --set)"));
+  /* Checks run only on an otherwise valid recipe: then the parser's errors alone. */
+  expect_errors (full, (const char *const[]) { "encoder.main.dim=17", "encoder.main.scale=-1", NULL },
+                 ERRORS ("/recipes/mini.ini: [encoder.main] scale: -1 is outside [0, 10] (from --set)"));
+  /* From the file: its line. */
+  odd = g_string_new (full);
+  g_string_replace (odd, "dim = 16", "dim = 17", 1);
+  expect_errors (odd->str, NULL,
+                 ERRORS ("/recipes/mini.ini:17: [encoder.main] dim = 17 is odd while [evaluator.e] is present"));
 }
 
 /* ---- core sections, paths, warnings ------------------------------------------------------- */
@@ -392,6 +522,16 @@ test_core_section (void)
                     { "x", STSIM_PARAM_INT, "y", .blurb = "b" }, { NULL } }, &error));
   g_assert_true (g_str_has_prefix (error->message, "core section [bad]: default of parameter 'x' is invalid"));
   g_clear_error (&error);
+  {
+    /* Listed, [run] first and the new one last; its table is the one registered. */
+    g_auto(GStrv) names = stsim_recipe_list_core_sections ();
+    guint n = g_strv_length (names);
+    g_assert_cmpstr (names[0], ==, "run");
+    g_assert_cmpstr (names[n - 1], ==, "testcore");
+    g_assert_true (stsim_recipe_lookup_core_section ("testcore") == testcore_specs);
+    g_assert_null (stsim_recipe_lookup_core_section ("nope"));
+    g_assert_nonnull (stsim_param_specs_lookup (stsim_recipe_lookup_core_section ("run"), "include"));
+  }
 
   /* Absent: defaults, and not written; present: validated and written. */
   r = load (reg, "[encoder]\nuse = test-hash\n", NULL, &error);
@@ -470,7 +610,7 @@ test_resolved (void)
   expected = g_strdup_printf (
     "# Resolved recipe: every value explicit. Written by stsim %s.\n"
     "# plugin test-good 1.2.3 (%s)\n"
-    "\n[run]\nname = mini\nseed = 7\nthreads = 0\noutput = runs/mini\n"
+    "\n[run]\nname = mini\nseed = 7\nthreads = 0\noutput = runs/mini-f1633caf\n"
     "\n[objective.rank]\nuse = test-objective\nenabled = true\nweight = 0.5\nteachers = teacher.t1\nloss = listmle\n"
     "margin = 0.1\n"
     "\n[teacher.t1]\nuse = test-teacher\nenabled = true\nencoder = encoder.main\ntemperature = 0.05\n"
@@ -538,6 +678,9 @@ main (int argc, char **argv)
   g_test_add_func ("/recipe/error/all-at-once", test_all_errors);
   g_test_add_func ("/recipe/set", test_set);
   g_test_add_func ("/recipe/set-errors", test_set_errors);
+  g_test_add_func ("/recipe/set-suggestions", test_set_suggestions);
+  g_test_add_func ("/recipe/output-default", test_output_default);
+  g_test_add_func ("/recipe/checks", test_checks);
   g_test_add_func ("/recipe/core-section", test_core_section);
   g_test_add_func ("/recipe/run-section", test_run_section);
   g_test_add_func ("/recipe/deprecated", test_deprecated);

@@ -52,6 +52,60 @@ test_recipe (gconstpointer data)
   /* The resolved text names every merged file first, so an include that was
    * silently skipped would show here. */
   g_assert_nonnull (strstr (out, "# Resolved recipe"));
+  /* Shipped recipes use no deprecated key (e.g. [train] pooler). */
+  g_assert_null (strstr (err, "deprecated"));
+}
+
+/* Runs stsim-inspect --recipe on a shipped recipe with @set (NULL-terminated
+ * overrides); returns its exit status, stderr in *err. */
+static int
+inspect_with (const char *recipe, const char *const *set, char **err)
+{
+  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "..", "recipes", recipe, NULL);
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  int status = -1;
+
+  g_ptr_array_add (argv, (gpointer) g_getenv ("STSIM_INSPECT"));
+  g_ptr_array_add (argv, "--plugin-path");
+  g_ptr_array_add (argv, (gpointer) g_getenv ("STSIM_PLUGIN_PATH"));
+  g_ptr_array_add (argv, "--recipe");
+  g_ptr_array_add (argv, path);
+  for (guint i = 0; set[i]; i++) {
+    g_ptr_array_add (argv, "--set");
+    g_ptr_array_add (argv, (gpointer) set[i]);
+  }
+  g_ptr_array_add (argv, NULL);
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, err, &status,
+                               &error));
+  g_assert_no_error (error);
+  g_assert_true (WIFEXITED (status));
+  g_test_message ("%s:\n%s", recipe, *err);
+  return WEXITSTATUS (status);
+}
+
+/* The quick start, changed one key at a time as a student would: a label
+ * given without its kind (or a kind without its label) names the section
+ * that has the key; the encoder's pooler alone switches the pooling. */
+static void
+test_quickstart_overrides (void)
+{
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (inspect_with ("quickstart.ini", (const char *const[]) { "objective.temperature=0.1",
+                                                                           "contrastive.temperature=0.1", NULL },
+                                 &err), ==, 1);
+  g_assert_nonnull (strstr (err, "--set 'objective.temperature=0.1': this recipe has no section [objective] "
+                                 "(did you mean 'objective.contrastive.temperature'?)"));
+  g_assert_nonnull (strstr (err, "--set 'contrastive.temperature=0.1': this recipe has no section [contrastive] "
+                                 "(did you mean 'objective.contrastive.temperature'?)"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (inspect_with ("quickstart.ini", (const char *const[]) { "encoder.pooler=cls", NULL }, &err), ==, 0);
+  g_clear_pointer (&err, g_free);
+  /* DiffCSE's BN head never trains the MLP that cls would evaluate through. */
+  g_assert_cmpint (inspect_with ("diffcse-bert-base.ini", (const char *const[]) { "encoder.pooler=cls", NULL }, &err),
+                   ==, 1);
+  g_assert_nonnull (strstr (err, "[encoder] pooler = cls evaluates through the MLP"));
 }
 
 int
@@ -71,5 +125,6 @@ main (int argc, char **argv)
     g_autofree char *test = g_strconcat ("/recipes", rel, NULL);
     g_test_add_data_func (test, path, test_recipe);
   }
+  g_test_add_func ("/recipes-overrides/quickstart", test_quickstart_overrides);
   return g_test_run ();
 }

@@ -4,6 +4,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include "test-util.h"
 
@@ -243,6 +244,135 @@ test_inspect_recipe (Fixture *f, gconstpointer data)
   assert_contains (f->err, "cannot read recipe");
 }
 
+/* The core sections, shown from their parameter tables like a component. */
+static void
+test_inspect_core_sections (Fixture *f, gconstpointer data)
+{
+  g_autoptr(JsonParser) p = json_parser_new ();
+  JsonObject *o;
+  JsonArray *a;
+  gboolean keep_state = FALSE;
+
+  g_assert_cmpint (run (f, "STSIM_INSPECT", "train", NULL), ==, 0);
+  assert_contains (f->out, "core section [train]");
+  g_assert_true (g_regex_match_simple ("\\n  keep_state +enum +last +last\\|none +resume state", f->out, 0, 0));
+  g_assert_true (g_regex_match_simple ("\\n  save_best +bool +true +write the best", f->out, 0, 0));
+  g_assert_true (g_regex_match_simple ("\\n  pooler +enum +- +cls\\|avg\\|avg_first_last\\|avg_top2 +deprecated ",
+                                       f->out, 0, 0));
+  assert_contains (f->out, "expert parameters hidden; --all shows them)");
+  assert_contains (f->out, "Minimal recipe section:\n  [train]\n");
+  g_assert_cmpint (run (f, "STSIM_INSPECT", "--all", "train", NULL), ==, 0);
+  assert_contains (f->out, "\n  debug_nan_steps ");
+
+  g_assert_cmpint (run (f, "STSIM_INSPECT", "run", NULL), ==, 0);
+  assert_contains (f->out, "core section [run]");
+  g_assert_true (g_regex_match_simple ("\\n  seed +int +42 +\\[0, 4294967295\\] ", f->out, 0, 0));
+  g_assert_true (g_regex_match_simple ("\\n  include +path +- ", f->out, 0, 0));
+
+  g_assert_cmpint (run (f, "STSIM_INSPECT", "--json", "train", NULL), ==, 0);
+  g_assert_true (json_parser_load_from_data (p, f->out, -1, NULL));
+  o = json_node_get_object (json_parser_get_root (p));
+  g_assert_cmpstr (json_object_get_string_member (o, "kind"), ==, "core");
+  g_assert_cmpstr (json_object_get_string_member (o, "name"), ==, "train");
+  a = json_object_get_array_member (o, "params");
+  for (guint i = 0; i < json_array_get_length (a); i++) {
+    JsonObject *q = json_array_get_object_element (a, i);
+    if (g_str_equal (json_object_get_string_member (q, "name"), "keep_state")) {
+      keep_state = TRUE;
+      g_assert_cmpstr (json_object_get_string_member (q, "default"), ==, "last");
+      g_assert_cmpuint (json_array_get_length (json_object_get_array_member (q, "choices")), ==, 2);
+    }
+  }
+  g_assert_true (keep_state);
+
+  /* The list names them; a KIND/NAME is still a component. */
+  g_assert_cmpint (run (f, "STSIM_INSPECT", NULL), ==, 0);
+  assert_contains (f->out, "\ncore sections: [run], [train] (stsim-inspect SECTION shows the keys)\n");
+  g_assert_cmpint (run (f, "STSIM_INSPECT", "--json", NULL), ==, 0);
+  g_assert_true (json_parser_load_from_data (p, f->out, -1, NULL));
+  a = json_object_get_array_member (json_node_get_object (json_parser_get_root (p)), "core_sections");
+  g_assert_cmpstr (json_array_get_string_element (a, 0), ==, "run");
+  g_assert_cmpstr (json_array_get_string_element (a, 1), ==, "train");
+  g_assert_cmpint (run (f, "STSIM_INSPECT", "encoder/train", NULL), ==, 1);
+}
+
+/* A --set that names a section by its kind or label alone says which one has the key. */
+static void
+test_inspect_set_suggestion (Fixture *f, gconstpointer data)
+{
+  g_autofree char *good = write_file (f, "good.ini", eval_recipe);
+
+  g_assert_cmpint (run (f, "STSIM_INSPECT", "--recipe", good, "--set", "evaluator.scale=2", NULL), ==, 1);
+  assert_contains (f->err, "--set 'evaluator.scale=2': this recipe has no section [evaluator] (did you mean "
+                           "'evaluator.e.scale'?)");
+  g_assert_cmpint (run (f, "STSIM_RUN", good, "--set", "e.scale=2", NULL), ==, 1);
+  assert_contains (f->err, "--set 'e.scale=2': this recipe has no section [e] (did you mean 'evaluator.e.scale'?)");
+}
+
+/* Bytes of the regular files under @path, counted here without the tool's code. */
+static guint64
+du_bytes (const char *path)
+{
+  GStatBuf st;
+  guint64 n = 0;
+  g_assert_cmpint (g_lstat (path, &st), ==, 0);
+  if (S_ISREG (st.st_mode))
+    return st.st_size;
+  if (S_ISDIR (st.st_mode)) {
+    g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
+    const char *name;
+    while ((name = g_dir_read_name (d))) {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      n += du_bytes (child);
+    }
+  }
+  return n;
+}
+
+/* Variants of a recipe get their own folders (runs/<name>-<hash of the --set
+ * values>, said in the plan), and the end of a run says how much its folder holds. */
+static void
+test_run_output_names (Fixture *f, gconstpointer data)
+{
+  /* No output key: the folder is derived. Golden: Python's
+   * hashlib.sha256(b"encoder.dim=32\n").hexdigest()[:8] == "ed7d0c3b". */
+  g_autofree char *lab = write_file (f, "lab.ini", "[encoder]\nuse = test-hash\n[evaluator.e]\nuse = test-eval\n"
+                                                   "tag = t\n");
+  g_autofree char *plain = g_build_filename (f->tmp, "runs", "lab", NULL);
+  g_autofree char *variant = g_build_filename (f->tmp, "runs", "lab-ed7d0c3b", NULL);
+  g_autofree char *sub = g_build_filename (variant, "notes", NULL);
+  g_autofree char *line = NULL, *human = NULL, *results = NULL;
+  g_auto(GStrv) parts = NULL;
+  guint64 bytes;
+
+  g_assert_cmpint (run (f, "STSIM_RUN", "--dry-run", lab, "--set", "encoder.dim=32", NULL), ==, 0);
+  assert_contains (f->out, "\noutput  runs/lab-ed7d0c3b (default: runs/<name>-<hash of the --set values>)\n");
+  g_assert_cmpint (run (f, "STSIM_RUN", "--dry-run", lab, NULL), ==, 0);
+  assert_contains (f->out, "\noutput  runs/lab (default: runs/<name>)\n");
+  g_assert_cmpint (run (f, "STSIM_RUN", "--dry-run", lab, "--set", "run.output=elsewhere", NULL), ==, 0);
+  assert_contains (f->out, "\noutput  elsewhere\n");
+
+  g_assert_cmpint (run (f, "STSIM_RUN", lab, NULL), ==, 0);
+  g_assert_cmpint (g_mkdir_with_parents (sub, 0755), ==, 0);  /* a folder of the run's own: listed */
+  g_free (write_file (f, "runs/lab-ed7d0c3b/notes/n.txt", "12345"));
+  g_assert_cmpint (run (f, "STSIM_RUN", lab, "--set", "encoder.dim=32", NULL), ==, 0);
+  g_free (results);
+  results = g_build_filename (plain, "results.json", NULL);
+  g_assert_true (g_file_test (results, G_FILE_TEST_IS_REGULAR));
+  g_free (results);
+  results = g_build_filename (variant, "results.json", NULL);
+  g_assert_true (g_file_test (results, G_FILE_TEST_IS_REGULAR));
+
+  bytes = du_bytes (variant);
+  human = g_format_size (bytes);
+  parts = g_strsplit (human, "\u00a0", -1);  /* the tool prints a plain space */
+  g_free (human);
+  human = g_strjoinv (" ", parts);
+  line = g_strdup_printf ("\nrun folder runs/lab-ed7d0c3b: %s (%" G_GUINT64_FORMAT " bytes; notes/ 5 bytes)\n",
+                          human, bytes);
+  assert_contains (f->out, line);
+}
+
 /* ---- stsim-run ------------------------------------------------------------------------------ */
 
 static void
@@ -365,11 +495,14 @@ main (int argc, char **argv)
   ADD ("/tools/inspect/failed", test_inspect_failed);
   ADD ("/tools/inspect/usage", test_inspect_usage);
   ADD ("/tools/inspect/recipe", test_inspect_recipe);
+  ADD ("/tools/inspect/core-sections", test_inspect_core_sections);
+  ADD ("/tools/inspect/set-suggestion", test_inspect_set_suggestion);
   ADD ("/tools/run/usage", test_run_usage);
   ADD ("/tools/run/invalid", test_run_invalid);
   ADD ("/tools/run/dry-run", test_run_dry);
   ADD ("/tools/run/evaluate", test_run_evaluate);
   ADD ("/tools/run/two-evaluators", test_run_two_evaluators);
   ADD ("/tools/run/no-evaluation", test_run_no_evaluation);
+  ADD ("/tools/run/output-names", test_run_output_names);
   return g_test_run ();
 }

@@ -12,6 +12,11 @@
  *   nan-stop      NaN steps in a row stop the run with a clear message and
  *                 the last good state on disk
  *   errors        malformed corpus, bad [train] values, untrainable encoder
+ *   pooler        training pools as the encoder's pooler says (the deprecated
+ *                 [train] pooler agrees or is an error)
+ *   lab-disk      keep_state = none and save_best = false: no state/, no
+ *                 best/, the final model tested (same table as testing the
+ *                 last parameters of a run without DEV evaluations)
  *
  * argv[1], when given, is the program the kill test runs: stsim-run (or the
  * train-run driver when the tools are not built). */
@@ -465,6 +470,177 @@ test_recipe_errors (void)
   check_recipe_error (nan, STSIM_ERROR_RECIPE, "debug_nan_steps");
 }
 
+/* ---- one pooler ------------------------------------------------------------------ */
+
+/* The losses of a short run, one per metrics.jsonl train line. */
+static GArray *
+run_losses (const char *name, const char *const *extra)
+{
+  g_autofree char *out = out_dir (name);
+  g_autofree char *r = recipe_file (name, out, NULL);
+  g_autoptr(GPtrArray) set = g_ptr_array_new ();
+  const char *const base[] = { "train.steps=4", "train.eval_every=0", "train.save_every=0", "train.test=false", NULL };
+  g_autoptr(GError) err = NULL;
+  GArray *losses = g_array_new (FALSE, FALSE, sizeof (double));
+
+  for (int i = 0; base[i]; i++)
+    g_ptr_array_add (set, (gpointer) base[i]);
+  for (int i = 0; extra && extra[i]; i++)
+    g_ptr_array_add (set, (gpointer) extra[i]);
+  g_ptr_array_add (set, NULL);
+  g_assert_true (train (r, (const char *const *) set->pdata, FALSE, 0, &err));
+  g_assert_no_error (err);
+  g_autoptr(GPtrArray) m = read_metrics (out);
+  for (guint i = 0; i < m->len; i++) {
+    double l = json_object_get_double_member (g_ptr_array_index (m, i), "loss");
+    g_array_append_val (losses, l);
+  }
+  g_assert_cmpuint (losses->len, ==, 2);
+  return losses;
+}
+
+static void
+assert_same_losses (GArray *a, GArray *b, gboolean same)
+{
+  g_assert_cmpuint (a->len, ==, b->len);
+  gboolean equal = memcmp (a->data, b->data, a->len * sizeof (double)) == 0;
+  g_assert_true (equal == same);
+}
+
+/* Training pools as the encoder's pooler says: avg there trains on mean
+ * pooling exactly as the deprecated [train] pooler = avg did, and differently
+ * from the default (the first token's state, which cls and
+ * cls_before_pooler share: the MLP of cls is the head). */
+static void
+test_pooler (void)
+{
+  g_autoptr(GArray) enc_avg = run_losses ("pool-enc-avg", (const char *const[]) { "encoder.pooler=avg", NULL });
+  g_autoptr(GArray) both_avg = run_losses ("pool-both-avg", (const char *const[]) { "encoder.pooler=avg",
+                                                                                     "train.pooler=avg", NULL });
+  g_autoptr(GArray) cls_before = run_losses ("pool-clsb", NULL);
+  g_autoptr(GArray) cls = run_losses ("pool-cls", (const char *const[]) { "encoder.pooler=cls", NULL });
+  g_autoptr(GArray) first_last = run_losses ("pool-fl", (const char *const[]) { "encoder.pooler=avg_first_last",
+                                                                                 NULL });
+  assert_same_losses (enc_avg, both_avg, TRUE);
+  assert_same_losses (cls_before, cls, TRUE);
+  assert_same_losses (enc_avg, cls_before, FALSE);
+  assert_same_losses (first_last, enc_avg, FALSE);
+  assert_same_losses (first_last, cls_before, FALSE);
+}
+
+/* The deprecated key is read with a warning and must agree with the
+ * encoder's pooler; cls at evaluation needs the MLP trained (head = mlp). */
+static void
+test_pooler_errors (void)
+{
+  g_autofree char *out = out_dir ("pool-errors");
+  g_autofree char *r = recipe_file ("pool-errors", out, NULL);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(StsimRecipe) ok = stsim_recipe_load (reg, r, (const char *const[]) { "train.pooler=cls", NULL }, NULL,
+                                                 &err);
+  g_assert_no_error (err);
+  g_assert_nonnull (strstr (stsim_recipe_get_warnings (ok)[0], "[train] parameter 'pooler' is deprecated"));
+  g_assert_null (stsim_recipe_get_warnings (ok)[1]);
+
+  const char *const disagree[] = { "train.pooler=avg", NULL };
+  check_recipe_error (disagree, STSIM_ERROR_RECIPE,
+                      "[train] pooler = avg disagrees with [encoder] pooler = cls_before_pooler: training would "
+                      "pool avg and evaluation cls_before_pooler");
+  const char *const cls_bn[] = { "encoder.pooler=cls", "train.head=bn", NULL };
+  check_recipe_error (cls_bn, STSIM_ERROR_RECIPE,
+                      "[encoder] pooler = cls evaluates through the MLP (pooler.dense), which only [train] head = mlp "
+                      "trains (head = bn here)");
+  const char *const disagree_cls[] = { "encoder.pooler=cls", "train.pooler=avg_top2", NULL };
+  check_recipe_error (disagree_cls, STSIM_ERROR_RECIPE, "[train] pooler = avg_top2 disagrees with [encoder] pooler = cls");
+  /* The student is chosen as the trainer chooses: not an encoder a teacher wraps. */
+  const char *const wrapped[] = { "encoder.bow.use=bow-idf", "teacher.t.use=encoder-teacher",
+                                  "teacher.t.encoder=encoder.bow", "train.pooler=avg", NULL };
+  check_recipe_error (wrapped, STSIM_ERROR_RECIPE, "[train] pooler = avg disagrees with [encoder] pooler = "
+                      "cls_before_pooler");
+}
+
+/* ---- disk: keep_state and save_best ---------------------------------------------- */
+
+static gboolean
+exists_in (const char *out, const char *name)
+{
+  g_autofree char *p = g_build_filename (out, name, NULL);
+  return g_file_test (p, G_FILE_TEST_EXISTS);
+}
+
+/* The lab setting: no resume state left and no checkpoint, the final model
+ * tested. Its TEST table equals that of a run that tests (and saves) the last
+ * parameters because it never evaluates DEV: DEV evaluations change nothing. */
+static void
+test_lab_disk (void)
+{
+  g_autofree char *out_a = out_dir ("lab-a");
+  g_autofree char *out_b = out_dir ("lab-b");
+  g_autofree char *ra = recipe_file ("lab-a", out_a, NULL);
+  g_autofree char *rb = recipe_file ("lab-b", out_b, NULL);
+  const char *const lab[] = { "train.steps=6", "train.eval_every=3", "train.save_every=2", "train.keep_state=none",
+                              "train.save_best=false", NULL };
+  const char *const last[] = { "train.steps=6", "train.eval_every=0", "train.save_every=2", NULL };
+  g_autoptr(GError) err = NULL;
+
+  g_assert_true (train (ra, lab, FALSE, 0, &err));
+  g_assert_no_error (err);
+  g_assert_true (train (rb, last, FALSE, 0, &err));
+  g_assert_no_error (err);
+  g_assert_false (exists_in (out_a, "state"));
+  g_assert_false (exists_in (out_a, "best"));
+  g_assert_true (exists_in (out_a, "results.json"));
+  g_assert_true (exists_in (out_b, "state/state.safetensors"));
+  g_assert_true (exists_in (out_b, "best/model.safetensors"));
+
+  g_autoptr(JsonObject) res_a = read_json (out_a, "results.json");
+  g_autoptr(JsonObject) res_b = read_json (out_b, "results.json");
+  JsonObject *ta = json_object_get_object_member (res_a, "training");
+  g_assert_cmpstr (json_object_get_string_member (ta, "selected"), ==, "last");
+  g_assert_true (json_object_get_null_member (ta, "model"));
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (res_b, "training"), "selected"), ==,
+                   "last");
+  JsonObject *tab_a = json_object_get_object_member (res_a, "table");
+  JsonObject *tab_b = json_object_get_object_member (res_b, "table");
+  g_autoptr(GList) names = json_object_get_members (tab_b);
+  g_assert_cmpuint (g_list_length (names), >=, 2);
+  for (GList *l = names; l; l = l->next)
+    g_assert_cmpfloat (json_object_get_double_member (tab_a, l->data), ==, json_object_get_double_member (tab_b, l->data));
+
+  /* DEV was evaluated (twice) but nothing saved. */
+  g_autoptr(GPtrArray) m = read_metrics (out_a);
+  guint n_eval = 0;
+  for (guint i = 0; i < m->len; i++) {
+    JsonObject *o = g_ptr_array_index (m, i);
+    if (strcmp (json_object_get_string_member (o, "type"), "eval") == 0) {
+      n_eval++;
+      g_assert_false (json_object_get_boolean_member (o, "saved"));
+    }
+  }
+  g_assert_cmpuint (n_eval, ==, 2);
+}
+
+/* keep_state = none still writes the state during the run, so a killed run
+ * resumes; the finished run deletes it. */
+static void
+test_keep_state_none_resume (void)
+{
+  g_autofree char *out = out_dir ("keep-none");
+  g_autofree char *r = recipe_file ("keep-none", out, NULL);
+  const char *const set[] = { "train.steps=6", "train.eval_every=0", "train.save_every=2", "train.test=false",
+                              "train.keep_state=none", NULL };
+  g_autoptr(GError) err = NULL;
+  g_autofree char *st = g_build_filename (out, "state", "state.safetensors", NULL);
+
+  g_assert_true (train (r, set, FALSE, 5, &err));
+  g_assert_no_error (err);
+  g_assert_cmpint (state_step (st), ==, 4);
+  g_assert_true (train (r, set, TRUE, 0, &err));
+  g_assert_no_error (err);
+  g_assert_false (exists_in (out, "state"));
+  g_assert_true (exists_in (out, "best/model.safetensors"));  /* test = false: the last parameters */
+}
+
 static void
 test_untrainable_encoder (void)
 {
@@ -498,6 +674,10 @@ main (int argc, char **argv)
   g_test_add_func ("/train/errors/bad-corpus", test_bad_corpus);
   g_test_add_func ("/train/errors/recipe", test_recipe_errors);
   g_test_add_func ("/train/errors/untrainable-encoder", test_untrainable_encoder);
+  g_test_add_func ("/train/run/pooler", test_pooler);
+  g_test_add_func ("/train/errors/pooler", test_pooler_errors);
+  g_test_add_func ("/train/run/lab-disk", test_lab_disk);
+  g_test_add_func ("/train/run/keep-state-none-resume", test_keep_state_none_resume);
   int rc = g_test_run ();
   stsim_test_remove_tree (tmpdir);
   g_free (tmpdir);

@@ -1,0 +1,119 @@
+/* train-recipe.c: what [train] asks of the rest of a recipe.
+ *
+ * One pooler: the trained encoder's `pooler` says how token states become the
+ * sentence vector, at evaluation and in training alike. In training, `cls`
+ * and `cls_before_pooler` both give the first token's last hidden state h to
+ * the head; `head = mlp` is SimCSE's MLP, which `cls` keeps at evaluation and
+ * `cls_before_pooler` drops (docs/training.md, "Pooling"). The old
+ * `[train] pooler` is deprecated: it is still read, must agree with the
+ * encoder's, and only decides for encoders that have no `pooler` parameter. */
+#include "train/trainer-private.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* Whether an enabled teacher section refers to @label (it wraps that encoder). */
+static gboolean
+wrapped_by_teacher (const StsimRecipe *r, const char *label)
+{
+  for (guint i = 0; i < stsim_recipe_get_n_ordered (r); i++) {
+    const StsimRecipeComponent *t = stsim_recipe_get_ordered (r, i);
+    if (t->kind != STSIM_KIND_TEACHER)
+      continue;
+    for (const StsimParamSpec *s = stsim_params_get_specs (t->params); s && s->name; s++) {
+      const char *const *refs = s->type == STSIM_PARAM_REFS ? stsim_params_get_refs (t->params, s->name, NULL) : NULL;
+      for (guint j = 0; refs && refs[j]; j++)
+        if (strcmp (refs[j], label) == 0)
+          return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+/* The encoder section [train] trains, chosen as the trainer chooses: [train]
+ * encoder, else the only enabled one that no teacher wraps (else the only
+ * one); NULL when that is not decided here (the trainer reports it). */
+static const StsimRecipeComponent *
+trained_encoder (const StsimRecipe *r, const StsimParams *train)
+{
+  const char *label = stsim_params_get_string (train, "encoder");
+  const StsimRecipeComponent *found = NULL;
+  guint count = 0;
+
+  if (label) {
+    const StsimRecipeComponent *c = stsim_recipe_lookup_component (r, label);
+    return c && c->enabled && c->kind == STSIM_KIND_ENCODER ? c : NULL;
+  }
+  for (int skip_wrapped = 1; skip_wrapped >= 0 && count == 0; skip_wrapped--)
+    for (guint i = 0; i < stsim_recipe_get_n_ordered (r); i++) {
+      const StsimRecipeComponent *c = stsim_recipe_get_ordered (r, i);
+      if (c->kind != STSIM_KIND_ENCODER || (skip_wrapped && wrapped_by_teacher (r, c->label)))
+        continue;
+      found = c;
+      count++;
+    }
+  return count == 1 ? found : NULL;
+}
+
+/* The training pooling of an encoder pooler: the head adds the MLP of `cls`. */
+static const char *
+training_pooling (const char *encoder_pooler)
+{
+  return strcmp (encoder_pooler, "cls_before_pooler") == 0 ? "cls" : encoder_pooler;
+}
+
+static void
+check_pooler (StsimRecipe *r)
+{
+  const StsimParams *train = stsim_recipe_get_core (r, "train");
+  const StsimRecipeComponent *enc;
+  const char *pooler, *legacy, *head;
+
+  if (!train || stsim_recipe_count_kind (r, STSIM_KIND_OBJECTIVE) == 0 || !(enc = trained_encoder (r, train)))
+    return;
+  if (!stsim_param_specs_lookup (stsim_params_get_specs (enc->params), "pooler") ||
+      !(pooler = stsim_params_get_string (enc->params, "pooler")))
+    return;  /* an encoder without a pooler parameter: [train] pooler decides */
+  legacy = stsim_params_get_string (train, "pooler");
+  head = stsim_params_get_string (train, "head");
+  if (legacy && strcmp (legacy, training_pooling (pooler)) != 0)
+    stsim_recipe_check_error (r, "train", "pooler",
+                              "pooler = %s disagrees with [%s] pooler = %s: training would pool %s and evaluation %s. "
+                              "The encoder's pooler now sets both (its cls and cls_before_pooler train on the first "
+                              "token's state); remove [train] pooler and set [%s] pooler to the pooling you mean",
+                              legacy, enc->label, pooler, legacy, pooler, enc->label);
+  if (strcmp (pooler, "cls") == 0 && strcmp (head, "mlp") != 0)
+    stsim_recipe_check_error (r, enc->label, "pooler",
+                              "pooler = cls evaluates through the MLP (pooler.dense), which only [train] head = mlp "
+                              "trains (head = %s here); use pooler = cls_before_pooler, or head = mlp", head);
+}
+
+void
+stsim_train_register_checks (void)
+{
+  stsim_recipe_register_check (check_pooler);
+}
+
+gboolean
+stsim_trainer_resolve_pooler (StsimTrainer *tr, GError **error)
+{
+  const StsimComponentDesc *d = stsim_component_get_desc (tr->encoder);
+  const StsimEncoderVTable *vt = d->vtable;
+  const char *legacy = stsim_params_get_string (tr->p, "pooler");
+
+  if (d->vtable_size >= offsetof (StsimEncoderVTable, eval_pooler) + sizeof (gpointer) && vt->eval_pooler) {
+    tr->pooler = (StsimPooler) vt->eval_pooler (stsim_component_get_state (tr->encoder));
+    if (tr->pooler == STSIM_POOL_CLS)
+      tr->pooler = STSIM_POOL_CLS_BEFORE_POOLER;  /* h; the head adds the MLP */
+    return TRUE;
+  }
+  if (!legacy || strcmp (legacy, "cls") == 0) {
+    tr->pooler = STSIM_POOL_CLS_BEFORE_POOLER;
+    return TRUE;
+  }
+  if (!stsim_pooler_from_name (legacy, &tr->pooler)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE, "[train] pooler = %s is unknown", legacy);
+    return FALSE;
+  }
+  return TRUE;
+}
