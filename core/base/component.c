@@ -22,11 +22,19 @@ struct _StsimContext {
   GHashTable *by_label;    /* label -> component */
 };
 
+/* --data, else $STSIM_DATA, else the build's data folder where it exists
+ * (../shared/data beside the source), else the per-user folder that
+ * `stsim-data fetch` fills by default (docs/data.md). */
 char *
 stsim_data_dir_resolve (const char *override)
 {
   const char *env = g_getenv ("STSIM_DATA");
-  const char *dir = override && override[0] ? override : env && env[0] ? env : STSIM_DATA_DIR;
+  g_autofree char *user = NULL;
+  const char *dir = override && override[0] ? override : env && env[0] ? env : NULL;
+
+  if (dir == NULL)
+    dir = g_file_test (STSIM_DATA_DIR, G_FILE_TEST_IS_DIR)
+            ? STSIM_DATA_DIR : (user = g_build_filename (g_get_user_data_dir (), "stsim", NULL));
   return g_canonicalize_filename (dir, NULL);  /* absolute, without "..": stable in resolved recipes */
 }
 

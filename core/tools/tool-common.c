@@ -2,6 +2,7 @@
 #include "tool-common.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 /* libgomp reads OMP_WAIT_POLICY once, when it is loaded, before main(). Its
@@ -56,11 +57,12 @@ tool_print_error (const GError *error)
 
   if (n <= 1) {
     g_printerr ("%s: %s\n", g_get_prgname (), error->message);
-    return;
+  } else {
+    g_printerr ("%s: %u errors:\n", g_get_prgname (), n);
+    for (guint i = 0; i < n; i++)
+      g_printerr ("  %s\n", lines[i]);
   }
-  g_printerr ("%s: %u errors:\n", g_get_prgname (), n);
-  for (guint i = 0; i < n; i++)
-    g_printerr ("  %s\n", lines[i]);
+  tool_print_data_hint (error);
 }
 
 StsimRegistry *
@@ -121,4 +123,77 @@ tool_write_json (const char *path, JsonNode *node, GError **error)
 {
   g_autofree char *text = tool_json_to_string (node);
   return tool_write_text (path, text, error);
+}
+
+GKeyFile *
+tool_data_manifest (GError **error)
+{
+  g_autoptr(GBytes) bytes = g_resources_lookup_data ("/org/stsim/data/stsim-data.manifest", 0, error);
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  gsize len = 0;
+  const char *text = bytes ? g_bytes_get_data (bytes, &len) : NULL;
+
+  if (!text || !g_key_file_load_from_data (kf, text, len, G_KEY_FILE_NONE, error)) {
+    g_prefix_error (error, "the built-in data manifest: ");
+    return NULL;
+  }
+  return g_steal_pointer (&kf);
+}
+
+char *
+tool_data_fetch_dest (void)
+{
+  const char *env = g_getenv ("STSIM_DATA");
+  g_autofree char *user = g_build_filename (g_get_user_data_dir (), "stsim", NULL);
+  return g_canonicalize_filename (env && env[0] ? env : user, NULL);
+}
+
+/* The data folder in front of "/@dest" in @msg (a path ending there), or NULL. */
+static char *
+find_data_prefix (const char *msg, const char *dest)
+{
+  g_autofree char *needle = g_strconcat ("/", dest, NULL);
+  gsize n = strlen (needle);
+
+  for (const char *p = strstr (msg, needle); p; p = strstr (p + 1, needle)) {
+    if (p[n] != '\0' && !strchr ("/'\") :,", p[n]))
+      continue;  /* a longer name that only starts like @dest */
+    const char *start = p;
+    while (start > msg && !strchr (" '\"(", start[-1]))
+      start--;
+    if (start < p)
+      return g_strndup (start, p - start);
+  }
+  return NULL;
+}
+
+void
+tool_print_data_hint (const GError *error)
+{
+  if (error == NULL || !g_error_matches (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND))
+    return;
+  g_autoptr(GKeyFile) manifest = tool_data_manifest (NULL);
+  g_auto(GStrv) groups = manifest ? g_key_file_get_groups (manifest, NULL) : NULL;
+  g_autofree char *prefix = NULL;
+  const char *item = NULL;
+
+  for (guint i = 0; groups && groups[i] && !item; i++) {
+    g_autofree char *dest = g_key_file_get_string (manifest, groups[i], "dest", NULL);
+    if (dest && (prefix = find_data_prefix (error->message, dest)))
+      item = groups[i];
+  }
+  /* A data folder that does not exist at all: the STS data is the first thing the tools read. */
+  const char *sts = strstr (error->message, "STS data folder '");
+  if (!item && sts) {
+    const char *p = sts + strlen ("STS data folder '"), *q = strchr (p, '\'');
+    prefix = q ? g_strndup (p, q - p) : NULL;
+    item = prefix ? "senteval" : NULL;
+  }
+  if (!item)
+    return;
+  g_autofree char *folder = g_canonicalize_filename (prefix, NULL);
+  g_autofree char *fetch_dest = tool_data_fetch_dest ();
+  g_autofree char *quoted = g_shell_quote (folder);
+  g_printerr ("%s: hint: the data item '%s' brings this: stsim-data fetch%s%s %s\n", g_get_prgname (), item,
+              strcmp (folder, fetch_dest) ? " --dest " : "", strcmp (folder, fetch_dest) ? quoted : "", item);
 }

@@ -34,4 +34,14 @@ gboolean tool_write_text (const char *path, const char *text, GError **error);
 /* Writes tool_json_to_string (@node) to @path the same way. */
 gboolean tool_write_json (const char *path, JsonNode *node, GError **error);
 
+/* The data manifest compiled into the tools (core/tools/stsim-data.manifest). */
+GKeyFile *tool_data_manifest (GError **error);
+/* Where `stsim-data fetch` puts data without --dest: $STSIM_DATA, else the
+ * per-user data folder ($XDG_DATA_HOME/stsim). Newly allocated, canonical. */
+char     *tool_data_fetch_dest (void);
+/* When @error says that data is missing under a folder of the manifest (the
+ * STS data, a vocabulary, the corpus, a checkpoint), prints which item brings
+ * it and the exact `stsim-data fetch` command. tool_print_error calls it. */
+void      tool_print_data_hint (const GError *error);
+
 G_END_DECLS

@@ -94,7 +94,8 @@ const char *stsim_registry_suggest (StsimRegistry *reg, StsimKind kind, const ch
 
 /* ---- data root ---------------------------------------------------------- */
 /* @override (--data) if non-NULL and non-empty, else $STSIM_DATA, else the
- * folder this build was configured with. Newly allocated. */
+ * folder this build was configured with if it exists, else the per-user data
+ * folder ($XDG_DATA_HOME/stsim) that stsim-data fetches into. Newly allocated. */
 char *stsim_data_dir_resolve (const char *override);
 
 /* ---- context ------------------------------------------------------------ */
