@@ -269,10 +269,11 @@ check_zip (const char *path, GError **error)
   return FALSE;
 }
 
-/* Checks @path against @f. @locked: the SHA-256 recorded on first fetch (or
- * NULL). On success *@sha256 is the file's SHA-256. */
+/* Checks @path against @f; errors call it @name. @locked: the SHA-256
+ * recorded on first fetch (or NULL). On success *@sha256 is the file's SHA-256. */
 static gboolean
-check_file (const DataFile *f, const char *path, const char *locked, char **sha256, GError **error)
+check_file (const DataFile *f, const char *path, const char *name, const char *locked, char **sha256,
+            GError **error)
 {
   FileStats st;
   g_autoptr(GError) e = NULL;
@@ -281,23 +282,23 @@ check_file (const DataFile *f, const char *path, const char *locked, char **sha2
   g_autofree char *hash = st.sha256;
   if (f->sha256 && strcmp (f->sha256, hash))
     g_set_error (&e, STSIM_ERROR, STSIM_ERROR_DATA, "%s: SHA-256 mismatch: expected %s (pinned in the manifest), "
-                 "got %s", path, f->sha256, hash);
+                 "got %s", name, f->sha256, hash);
   else if (!f->sha256 && locked && strcmp (locked, hash))
     g_set_error (&e, STSIM_ERROR, STSIM_ERROR_DATA, "%s: SHA-256 mismatch: expected %s (recorded in %s on first "
-                 "fetch), got %s", path, locked, LOCK_NAME, hash);
+                 "fetch), got %s", name, locked, LOCK_NAME, hash);
   else if (f->lines && st.lines != f->lines)
     g_set_error (&e, STSIM_ERROR, STSIM_ERROR_DATA, "%s: %" G_GINT64_FORMAT " lines, expected %" G_GINT64_FORMAT,
-                 path, st.lines, f->lines);
+                 name, st.lines, f->lines);
   else if (f->gold && st.nonempty != f->gold)
     g_set_error (&e, STSIM_ERROR, STSIM_ERROR_DATA, "%s: %" G_GINT64_FORMAT " gold scores, expected %"
-                 G_GINT64_FORMAT, path, st.nonempty, f->gold);
+                 G_GINT64_FORMAT, name, st.nonempty, f->gold);
   else if (f->fields && st.lines && st.min_fields < f->fields)
     g_set_error (&e, STSIM_ERROR, STSIM_ERROR_DATA, "%s: a line with %d tab-separated fields, expected at least %d",
-                 path, st.min_fields, f->fields);
+                 name, st.min_fields, f->fields);
   if (!e && f->json) {
     g_autoptr(JsonParser) parser = json_parser_new_immutable ();
     if (!json_parser_load_from_file (parser, path, NULL))
-      g_set_error (&e, STSIM_ERROR, STSIM_ERROR_DATA, "%s: not valid JSON", path);
+      g_set_error (&e, STSIM_ERROR, STSIM_ERROR_DATA, "%s: not valid JSON", name);
   }
   if (e || (f->safetensors && !check_safetensors (path, &e)) || (f->zip && !check_zip (path, &e))) {
     g_propagate_error (error, g_steal_pointer (&e));
@@ -400,11 +401,13 @@ run_record (Run *r, const DataItem *it, GHashTable *observed, GError **error)
   return TRUE;
 }
 
-/* Checks every file of @it under @root. Unpinned files without a lock entry
- * go into @observed (if not NULL); *@n_unpinned counts the unpinned files present. */
+/* Checks every file of @it under @root; errors name them "PATH in @within"
+ * (an archive not yet in place) or by their full path (@within NULL).
+ * Unpinned files without a lock entry go into @observed (if not NULL);
+ * *@n_unpinned counts the unpinned files present. */
 static gboolean
-item_verify_at (Run *r, const DataItem *it, const char *root, GHashTable *observed, guint *n_unpinned,
-                GError **error)
+item_verify_at (Run *r, const DataItem *it, const char *root, const char *within, GHashTable *observed,
+                guint *n_unpinned, GError **error)
 {
   *n_unpinned = 0;
   for (guint i = 0; i < it->files->len; i++) {
@@ -412,13 +415,14 @@ item_verify_at (Run *r, const DataItem *it, const char *root, GHashTable *observ
     g_autofree char *full = g_build_filename (root, f->path, NULL);
     g_autofree char *locked = f->sha256 ? NULL : g_key_file_get_string (r->lock, it->name, f->path, NULL);
     g_autofree char *sha = NULL;
+    g_autofree char *name = within ? g_strdup_printf ("%s in %s", f->path, within) : g_strdup (full);
     if (!g_file_test (full, G_FILE_TEST_IS_REGULAR)) {
       if (f->optional)
         continue;
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "%s is missing (item '%s')", full, it->name);
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "%s is missing (item '%s')", name, it->name);
       return FALSE;
     }
-    if (!check_file (f, full, locked, &sha, error))
+    if (!check_file (f, full, name, locked, &sha, error))
       return FALSE;
     *n_unpinned += f->sha256 == NULL;
     if (!f->sha256 && !locked && observed)
@@ -583,9 +587,13 @@ obtain (const DataItem *it, const char *name, gboolean optional, const char *par
     g_autofree char *src = from_path (it, name);
     if (!src) {
       *absent = optional;
-      if (!optional)
+      g_autofree char *base = g_path_get_basename (name);
+      if (!optional && *it->mirror)
         g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "--from %s holds neither %s%s nor %s (item '%s')",
-                     opt_from, it->mirror, name, name, it->name);
+                     opt_from, it->mirror, name, base, it->name);
+      else if (!optional)
+        g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "--from %s holds no %s (item '%s')", opt_from, name,
+                     it->name);
       return optional;
     }
     g_autoptr(GFile) from = g_file_new_for_path (src);
@@ -619,7 +627,7 @@ check_in_place (Run *r, const DataItem *it, gboolean *done, GError **error)
   *done = FALSE;
   if (!item_present (r, it))
     return TRUE;
-  if (!item_verify_at (r, it, root, observed, &n_unpinned, error)) {
+  if (!item_verify_at (r, it, root, NULL, observed, &n_unpinned, error)) {
     g_prefix_error (error, "%s is there but does not verify (remove it and fetch again): ", root);
     return FALSE;
   }
@@ -674,7 +682,9 @@ fetch_files (Run *r, const DataItem *it, const char *staging, GError **error)
       return FALSE;  /* the partial file stays for the next run */
     if (absent)
       continue;
-    if (!check_file (f, part, locked, &sha, error)) {
+    g_autofree char *src = opt_from ? from_path (it, f->path) : file_url (it, f->path);
+    g_autofree char *name = g_strdup_printf ("%s from %s", f->path, src);
+    if (!check_file (f, part, name, locked, &sha, error)) {
       remove_tree (staging);
       g_prefix_error (error, "%s: nothing of it was kept: ", it->name);
       return FALSE;
@@ -775,7 +785,8 @@ fetch_archive (Run *r, const DataItem *it, const char *staging, GError **error)
   if (!tasks && error && !*error)
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "%s holds neither downstream/ nor the task folders "
                  "(STS/, SICK/) at its top level", archive);
-  if (!tasks || !item_verify_at (r, it, tasks, observed, &n_unpinned, error)) {
+  g_autofree char *archive_name = g_path_get_basename (it->archive);
+  if (!tasks || !item_verify_at (r, it, tasks, archive_name, observed, &n_unpinned, error)) {
     remove_tree (staging);
     g_prefix_error (error, "%s: nothing of it was kept: ", it->name);
     return FALSE;
@@ -846,7 +857,7 @@ verify_item (Run *r, const DataItem *it, gboolean named, GError **error)
       g_print ("%s: not fetched\n", it->name);
     return !named;
   }
-  if (!item_verify_at (r, it, root, observed, &n_unpinned, error))
+  if (!item_verify_at (r, it, root, NULL, observed, &n_unpinned, error))
     return FALSE;
   if (opt_strict && n_unpinned) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "%s: %u file%s not pinned in the manifest (--strict); "
