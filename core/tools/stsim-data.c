@@ -449,6 +449,20 @@ item_root (Run *r, const DataItem *it)
   return g_build_filename (r->dest, it->dest, NULL);
 }
 
+/* Whether every required file of @it is in place. */
+static gboolean
+item_complete (Run *r, const DataItem *it)
+{
+  g_autofree char *root = item_root (r, it);
+  for (guint i = 0; i < it->files->len; i++) {
+    const DataFile *f = g_ptr_array_index (it->files, i);
+    g_autofree char *full = g_build_filename (root, f->path, NULL);
+    if (!f->optional && !g_file_test (full, G_FILE_TEST_EXISTS))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 /* Whether any part of @it is in place (an archive's folder, or a required file). */
 static gboolean
 item_present (Run *r, const DataItem *it)
@@ -625,8 +639,8 @@ check_in_place (Run *r, const DataItem *it, gboolean *done, GError **error)
   g_autoptr(GHashTable) observed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   guint n_unpinned = 0;
   *done = FALSE;
-  if (!item_present (r, it))
-    return TRUE;
+  if (it->archive ? !item_present (r, it) : !item_complete (r, it))
+    return TRUE;  /* a files item with some files missing: fetch_files keeps those that verify */
   if (!item_verify_at (r, it, root, NULL, observed, &n_unpinned, error)) {
     g_prefix_error (error, "%s is there but does not verify (remove it and fetch again): ", root);
     return FALSE;
@@ -677,7 +691,18 @@ fetch_files (Run *r, const DataItem *it, const char *staging, GError **error)
     g_autofree char *part = g_strconcat (staging, G_DIR_SEPARATOR_S, f->path, ".part", NULL);
     g_autofree char *locked = f->sha256 ? NULL : g_key_file_get_string (r->lock, it->name, f->path, NULL);
     g_autofree char *sha = NULL;
+    g_autofree char *final = g_build_filename (root, f->path, NULL);
     gboolean absent = FALSE;
+    if (g_file_test (final, G_FILE_TEST_EXISTS)) {  /* from an earlier fetch: kept when it verifies */
+      if (!check_file (f, final, final, locked, &sha, error)) {
+        g_prefix_error (error, "%s: a file already there does not verify (remove it and fetch again): ", it->name);
+        return FALSE;
+      }
+      n_unpinned += f->sha256 == NULL;
+      if (!f->sha256 && !locked)
+        g_hash_table_insert (observed, g_strdup (f->path), g_steal_pointer (&sha));
+      continue;
+    }
     if (!obtain (it, f->path, f->optional, part, &absent, error))
       return FALSE;  /* the partial file stays for the next run */
     if (absent)
@@ -917,6 +942,7 @@ main (int argc, char **argv)
   g_autoptr(GError) error = NULL;
 
   g_set_prgname ("stsim-data");
+  setvbuf (stdout, NULL, _IOLBF, 0);  /* progress lines and errors stay in order in logs */
   g_option_context_set_summary (ctx, "Fetches, verifies and lists the data and checkpoints stsim uses "
                                      "(docs/data.md).\nItems: 'stsim-data list'. fetch without ITEM brings the "
                                      "items marked as fetched by default.");
