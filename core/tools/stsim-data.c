@@ -950,9 +950,10 @@ main (int argc, char **argv)
   if (!tool_parse_options (ctx, &args))
     return STSIM_EXIT_USAGE;
   const char *cmd = args[1];
-  if (!cmd || (strcmp (cmd, "fetch") && strcmp (cmd, "verify") && strcmp (cmd, "list")))
-    return tool_usage_error ("%s '%s' (one of fetch, verify, list)", cmd ? "unknown command" : "no command",
-                             cmd ? cmd : "");
+  if (!cmd)
+    return tool_usage_error ("no command (one of fetch, verify, list)");
+  if (strcmp (cmd, "fetch") && strcmp (cmd, "verify") && strcmp (cmd, "list"))
+    return tool_usage_error ("unknown command '%s' (one of fetch, verify, list)", cmd);
   if (opt_mirror && opt_from)
     return tool_usage_error ("--mirror and --from exclude each other");
   if ((opt_mirror || opt_from) && strcmp (cmd, "fetch"))
