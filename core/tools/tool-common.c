@@ -194,6 +194,7 @@ tool_print_data_hint (const GError *error)
   g_autofree char *folder = g_canonicalize_filename (prefix, NULL);
   g_autofree char *fetch_dest = tool_data_fetch_dest ();
   g_autofree char *quoted = g_shell_quote (folder);
-  g_printerr ("%s: hint: the data item '%s' holds this; fetch it with: stsim-data fetch%s%s %s\n", g_get_prgname (), item,
-              strcmp (folder, fetch_dest) ? " --dest " : "", strcmp (folder, fetch_dest) ? quoted : "", item);
+  gboolean other = strcmp (folder, fetch_dest) != 0;
+  g_printerr ("%s: hint: the data item '%s' holds this; fetch it with: stsim-data fetch%s%s %s\n",
+              g_get_prgname (), item, other ? " --dest " : "", other ? quoted : "", item);
 }
