@@ -886,7 +886,8 @@ verify_item (Run *r, const DataItem *it, gboolean named, GError **error)
     return FALSE;
   if (opt_strict && n_unpinned) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "%s: %u file%s not pinned in the manifest (--strict); "
-                 "docs/data.md says how a maintainer pins them", it->name, n_unpinned, n_unpinned == 1 ? " is" : "s are");
+                 "docs/data.md says how a maintainer pins them", it->name, n_unpinned,
+                 n_unpinned == 1 ? " is" : "s are");
     return FALSE;
   }
   guint unlocked = g_hash_table_size (observed);
