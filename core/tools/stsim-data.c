@@ -218,7 +218,7 @@ file_stats (const char *path, FileStats *st, GError **error)
 /* A complete safetensors file: an 8-byte header length, a JSON header, and
  * exactly as many data bytes as the header's largest end offset. */
 static gboolean
-check_safetensors (const char *path, GError **error)
+check_safetensors (const char *path, const char *name, GError **error)
 {
   g_autoptr(GMappedFile) map = g_mapped_file_new (path, FALSE, error);
   if (!map)
@@ -231,7 +231,7 @@ check_safetensors (const char *path, GError **error)
   g_autoptr(JsonParser) parser = json_parser_new ();
   if (size < 8 || n > size - 8 || !json_parser_load_from_data (parser, (const char *) p + 8, (gssize) n, NULL) ||
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "%s: not a safetensors file (unreadable header)", path);
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "%s: not a safetensors file (unreadable header)", name);
     return FALSE;
   }
   JsonObject *o = json_node_get_object (json_parser_get_root (parser));
@@ -245,7 +245,7 @@ check_safetensors (const char *path, GError **error)
   }
   if (8 + n + end != size) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "%s: %" G_GSIZE_FORMAT " bytes, but its header describes %"
-                 G_GUINT64_FORMAT " (an incomplete download?)", path, size, 8 + n + end);
+                 G_GUINT64_FORMAT " (an incomplete download?)", name, size, 8 + n + end);
     return FALSE;
   }
   return TRUE;
@@ -254,7 +254,7 @@ check_safetensors (const char *path, GError **error)
 /* A complete zip archive (PyTorch's format): the end-of-central-directory
  * record sits within the last 64 KiB + 22 bytes. */
 static gboolean
-check_zip (const char *path, GError **error)
+check_zip (const char *path, const char *name, GError **error)
 {
   g_autoptr(GMappedFile) map = g_mapped_file_new (path, FALSE, error);
   if (!map)
@@ -265,7 +265,7 @@ check_zip (const char *path, GError **error)
   for (gsize i = size >= 22 ? size - 22 + 1 : 0; i-- > lo;)
     if (memcmp (p + i, "PK\x05\x06", 4) == 0)
       return TRUE;
-  g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "%s: not a complete zip archive (an incomplete download?)", path);
+  g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "%s: not a complete zip archive (an incomplete download?)", name);
   return FALSE;
 }
 
@@ -300,7 +300,7 @@ check_file (const DataFile *f, const char *path, const char *name, const char *l
     if (!json_parser_load_from_file (parser, path, NULL))
       g_set_error (&e, STSIM_ERROR, STSIM_ERROR_DATA, "%s: not valid JSON", name);
   }
-  if (e || (f->safetensors && !check_safetensors (path, &e)) || (f->zip && !check_zip (path, &e))) {
+  if (e || (f->safetensors && !check_safetensors (path, name, &e)) || (f->zip && !check_zip (path, name, &e))) {
     g_propagate_error (error, g_steal_pointer (&e));
     return FALSE;
   }

@@ -424,6 +424,44 @@ test_from_and_strict (Fixture *f, gconstpointer data)
   g_assert_cmpint (data_tool (f, "fetch", "no-such-item", NULL), ==, 2);
 }
 
+/* A checkpoint item (files one by one, into models/NAME): config.json and
+ * model.safetensors by structure (a truncated safetensors is caught), the
+ * vocabulary pinned, the optional tokenizer_config.json absent. */
+static void
+test_checkpoint (Fixture *f, gconstpointer data)
+{
+  g_autofree char *fixture = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "fixtures", "models", "roberta-tiny",
+                                               NULL);
+  const char *names[] = { "config.json", "model.safetensors" };
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++) {
+    g_autofree char *from = g_build_filename (fixture, names[i], NULL);
+    g_autofree char *to = g_build_filename (f->mirror, "roberta-base", names[i], NULL);
+    copy_file (from, to);
+  }
+  /* Truncated weights first: the error says so and nothing is moved into place. */
+  g_autofree char *weights = g_build_filename (f->mirror, "roberta-base", "model.safetensors", NULL);
+  g_autofree char *full = NULL;
+  gsize n = 0;
+  g_assert_true (g_file_get_contents (weights, &full, &n, NULL));
+  g_assert_true (g_file_set_contents (weights, full, (gssize) n - 100, NULL));
+  Server *sv = server_start (f->mirror, 0);
+  g_autofree char *url = server_url (sv);
+  g_assert_cmpint (data_tool (f, "fetch", "--dest", f->dest, "--mirror", url, "roberta-base", NULL), ==, 1);
+  assert_contains (f->err, "model.safetensors from ");
+  assert_contains (f->err, "but its header describes");
+  g_assert_false (exists_under (f->dest, "models/roberta-base"));
+
+  g_assert_true (g_file_set_contents (weights, full, (gssize) n, NULL));
+  int rc = data_tool (f, "fetch", "--dest", f->dest, "--mirror", url, "roberta-base", NULL);
+  server_stop (sv);
+  g_assert_cmpint (rc, ==, 0);
+  assert_contains (f->out, "roberta-base: 4 files verified (2 pinned, 2 by structure)");
+  g_assert_true (exists_under (f->dest, "models/roberta-base/model.safetensors"));
+  g_assert_true (exists_under (f->dest, "models/roberta-base/merges.txt"));
+  g_assert_cmpint (data_tool (f, "verify", "--dest", f->dest, "roberta-base", NULL), ==, 0);
+  assert_contains (f->out, "roberta-base: ok (2 pinned, 2 against stsim-data.lock, 0 by structure only)");
+}
+
 /* A tool that misses data names the item and the exact fetch command. */
 static void
 test_missing_data_hint (Fixture *f, gconstpointer data)
@@ -459,6 +497,7 @@ main (int argc, char **argv)
   ADD ("flipped-byte", test_flipped_byte);
   ADD ("server-dies", test_server_dies);
   ADD ("from-and-strict", test_from_and_strict);
+  ADD ("checkpoint", test_checkpoint);
   ADD ("missing-data-hint", test_missing_data_hint);
   return g_test_run ();
 }
