@@ -108,10 +108,10 @@ static GOptionEntry entries[] = {
 static const char *
 data_dir (void)
 {
-  if (opt_data)
-    return opt_data;
-  const char *env = g_getenv ("STSIM_DATA");
-  return env && *env ? env : STSIM_DATA_DIR;
+  static char *dir;  /* the same folder as every tool: stsim_data_dir_resolve */
+  if (!dir)
+    dir = stsim_data_dir_resolve (opt_data);
+  return dir;
 }
 
 static double
