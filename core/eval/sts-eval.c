@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "stsim/stsim-eval.h"
+#include "stsim/stsim-transfer.h"
 
 #define DEFAULT_BATCH 128
 
@@ -459,6 +460,10 @@ char *
 stsim_sts_report_format (JsonObject *report)
 {
   g_return_val_if_fail (report != NULL, NULL);
+  /* The trainer and the tools print every evaluator's report through here. */
+  if (json_object_has_member (report, "evaluator") &&
+      g_strcmp0 (json_object_get_string_member (report, "evaluator"), "transfer") == 0)
+    return stsim_transfer_report_format (report);
   GString *out = g_string_new (NULL);
   gboolean dev = json_object_has_member (report, "dev");
   JsonObject *table = json_object_has_member (report, "table") ? json_object_get_object_member (report, "table")

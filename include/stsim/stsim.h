@@ -8,6 +8,7 @@
 #include "stsim-plugin.h"
 #include "stsim-tokenizer.h"
 #include "stsim-eval.h"
+#include "stsim-transfer.h"
 #include "stsim-tensor.h"
 #include "stsim-autograd.h"
 #include "stsim-optim.h"
