@@ -1,7 +1,9 @@
-/* stsim-eval: the SentEval-protocol STS table for a checkpoint or an encoder.
+/* stsim-eval: the SentEval-protocol STS table for a checkpoint or an encoder,
+ * and SentEval's transfer-task table (--transfer, or transfer names in --tasks).
  *
  *   stsim-eval (--model DIR | --encoder NAME [--set key=value ...]) [--pooler NAME]
- *              [--data DIR] [--tasks LIST] [--mode test|dev] [--json FILE]
+ *              [--data DIR] [--tasks LIST] [--transfer [--transfer-mode test|fasttest]]
+ *              [--mode test|dev] [--json FILE]
  *
  * Exit codes: 0 ok, 1 invalid input (missing data, malformed file, missing
  * plugin, encoder failure), 2 usage.
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "stsim/stsim-eval.h"
+#include "stsim/stsim-transfer.h"
 #include "stsim/stsim-registry.h"
 #include "tool-common.h"
 
@@ -76,13 +79,47 @@ set_param (StsimParams *params, const char *encoder, const char *key, const char
   return TRUE;
 }
 
+/* Splits --tasks into its STS and its transfer names (NULL: none of that
+ * kind). Without --tasks: the STS table, or with --transfer the transfer one. */
+static gboolean
+split_tasks (const char *tasks, gboolean transfer, char **sts, char **xfer)
+{
+  if (tasks == NULL) {
+    *sts = transfer ? NULL : g_strdup ("");
+    *xfer = transfer ? g_strdup ("") : NULL;
+    return TRUE;
+  }
+  g_auto (GStrv) parts = g_strsplit (tasks, ",", -1);
+  g_autoptr (GString) a = g_string_new (NULL), b = g_string_new (NULL);
+  for (gsize i = 0; parts[i]; i++) {
+    const char *name = g_strstrip (parts[i]);
+    GString *to = stsim_transfer_is_task (name) ? b : g_strv_contains (stsim_sts_task_names (), name) ? a : NULL;
+    if (*name == '\0')
+      continue;
+    if (to == NULL) {
+      tool_usage_error ("--tasks: unknown task '%s' (STS: STS12..STS16, STSBenchmark, SICKRelatedness; transfer: "
+                        "MR, CR, SUBJ, MPQA, SST2, TREC, MRPC)", name);
+      return FALSE;
+    }
+    g_string_append_printf (to, "%s%s", to->len ? "," : "", name);
+  }
+  *sts = a->len ? g_strdup (a->str) : NULL;
+  *xfer = b->len ? g_strdup (b->str) : transfer ? g_strdup ("") : NULL;
+  if (*sts == NULL && *xfer == NULL) {
+    tool_usage_error ("--tasks: no task given");
+    return FALSE;
+  }
+  return TRUE;
+}
+
 int
 main (int argc, char **argv)
 {
   g_autofree char *model = NULL, *encoder_name = NULL, *pooler = NULL, *data = NULL, *tasks = NULL;
   g_autofree char *mode_text = NULL, *json_path = NULL, *plugin_path = NULL, *dev_tasks = NULL;
   g_auto (GStrv) sets = NULL;
-  gboolean skip_train = FALSE;
+  gboolean skip_train = FALSE, transfer = FALSE;
+  g_autofree char *transfer_mode = NULL;
   gint batch_size = 128;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "Hugging Face checkpoint folder (config.json names the encoder)", "DIR" },
@@ -96,13 +133,19 @@ main (int argc, char **argv)
     { "json", 'j', 0, G_OPTION_ARG_FILENAME, &json_path, "write every number to FILE (atomically)", "FILE" },
     { "batch-size", 'b', 0, G_OPTION_ARG_INT, &batch_size, "pairs per encode call (default 128)", "N" },
     { "skip-train", 0, 0, G_OPTION_ARG_NONE, &skip_train, "do not encode the STS-B and SICK-R train splits", NULL },
+    { "transfer", 0, 0, G_OPTION_ARG_NONE, &transfer, "the seven SentEval transfer tasks (MR, CR, SUBJ, MPQA, SST2, "
+      "TREC, MRPC); with --tasks, added to the STS tasks listed", NULL },
+    { "transfer-mode", 0, 0, G_OPTION_ARG_STRING, &transfer_mode, "transfer classifier settings: test (default, "
+      "SimCSE's reported numbers) or fasttest", "MODE" },
     { "plugin-path", 0, 0, G_OPTION_ARG_FILENAME, &plugin_path, "extra plugin folders, searched first", "DIRS" },
     { NULL }
   };
-  g_autoptr (GOptionContext) octx = g_option_context_new ("- the SentEval STS table (STS12-16, STS-B, SICK-R)");
+  g_autoptr (GOptionContext) octx = g_option_context_new ("- the SentEval STS table (STS12-16, STS-B, SICK-R) "
+                                                          "and transfer-task table");
   g_option_context_add_main_entries (octx, entries, NULL);
   g_option_context_set_description (octx,
     "Prints Spearman x100 as the SimCSE paper does: STS12-16 'all', STS-B and SICK-R test, and Avg.\n"
+    "--transfer (or MR, CR, SUBJ, MPQA, SST2, TREC, MRPC in --tasks) prints SentEval's transfer accuracies x100.\n"
     "Exit status: 0 ok, 1 invalid input, 2 usage.\n");
   g_auto (GStrv) args = g_strdupv (argv);
   g_set_prgname ("stsim-eval");
@@ -119,6 +162,11 @@ main (int argc, char **argv)
     return tool_usage_error ("--mode must be 'test' or 'dev', not '%s'", mode_text);
   if (batch_size < 1)
     return tool_usage_error ("--batch-size must be at least 1");
+  if (transfer_mode && strcmp (transfer_mode, "test") != 0 && strcmp (transfer_mode, "fasttest") != 0)
+    return tool_usage_error ("--transfer-mode must be 'test' or 'fasttest', not '%s'", transfer_mode);
+  g_autofree char *sts_tasks = NULL, *transfer_tasks = NULL;
+  if (!split_tasks (tasks, transfer, &sts_tasks, &transfer_tasks))
+    return STSIM_EXIT_USAGE;
   for (gsize i = 0; sets && sets[i]; i++)
     if (strchr (sets[i], '=') == NULL || sets[i][0] == '=')
       return tool_usage_error ("--set expects KEY=VALUE, got '%s'", sets[i]);
@@ -187,19 +235,46 @@ main (int argc, char **argv)
 
   StsimStsEncoder callbacks = { .dim = enc_dim, .prepare = enc_prepare, .encode = enc_encode, .user_data = enc };
   StsimStsOptions opts = {
-    .data_dir = data_dir, .tasks = tasks, .mode = mode, .dev_tasks = dev_tasks,
+    .data_dir = data_dir, .tasks = sts_tasks, .mode = mode, .dev_tasks = dev_tasks,
     .batch_size = (gsize) batch_size, .skip_train = skip_train,
   };
-  g_autoptr (JsonObject) report = json_object_new ();
-  json_object_set_string_member (report, "encoder", name);
-  if (model)
-    json_object_set_string_member (report, "model", model);
-  if (!stsim_sts_run (&opts, &callbacks, report, NULL, &err)) {
-    tool_print_error (err);
-    return STSIM_EXIT_INVALID;
+  StsimTransferOptions topts = {
+    .data_dir = data_dir, .tasks = transfer_tasks, .mode = mode,
+    .fasttest = transfer_mode && strcmp (transfer_mode, "fasttest") == 0, .batch_size = (gsize) batch_size,
+  };
+  g_autoptr (JsonObject) sts_report = NULL, transfer_report = NULL;
+  if (sts_tasks) {
+    sts_report = json_object_new ();
+    json_object_set_string_member (sts_report, "encoder", name);
+    if (model)
+      json_object_set_string_member (sts_report, "model", model);
+    if (!stsim_sts_run (&opts, &callbacks, sts_report, NULL, &err)) {
+      tool_print_error (err);
+      return STSIM_EXIT_INVALID;
+    }
+    g_autofree char *table = stsim_sts_report_format (sts_report);
+    g_print ("%s", table);
   }
-  g_autofree char *table = stsim_sts_report_format (report);
-  g_print ("%s", table);
+  if (transfer_tasks) {
+    transfer_report = json_object_new ();
+    json_object_set_string_member (transfer_report, "encoder", name);
+    if (model)
+      json_object_set_string_member (transfer_report, "model", model);
+    if (!stsim_transfer_run (&topts, &callbacks, transfer_report, NULL, &err)) {
+      tool_print_error (err);
+      return STSIM_EXIT_INVALID;
+    }
+    g_autofree char *table = stsim_transfer_report_format (transfer_report);
+    g_print ("%s%s", sts_report ? "\n" : "", table);
+  }
+  /* One evaluation writes its report; both write {"sts": ..., "transfer": ...}. */
+  g_autoptr (JsonObject) report = NULL;
+  if (sts_report && transfer_report) {
+    report = json_object_new ();
+    json_object_set_object_member (report, "sts", json_object_ref (sts_report));
+    json_object_set_object_member (report, "transfer", json_object_ref (transfer_report));
+  } else
+    report = json_object_ref (sts_report ? sts_report : transfer_report);
   if (json_path && !stsim_sts_report_write (report, json_path, &err)) {
     tool_print_error (err);
     return STSIM_EXIT_INVALID;
