@@ -82,7 +82,7 @@ set_param (StsimParams *params, const char *encoder, const char *key, const char
 /* Splits --tasks into its STS and its transfer names (NULL: none of that
  * kind). Without --tasks: the STS table, or with --transfer the transfer one. */
 static gboolean
-split_tasks (const char *tasks, gboolean transfer, char **sts, char **xfer)
+split_tasks (const char *tasks, gboolean transfer, char **sts, char **xfer, GError **error)
 {
   if (tasks == NULL) {
     *sts = transfer ? NULL : g_strdup ("");
@@ -97,8 +97,8 @@ split_tasks (const char *tasks, gboolean transfer, char **sts, char **xfer)
     if (*name == '\0')
       continue;
     if (to == NULL) {
-      tool_usage_error ("--tasks: unknown task '%s' (STS: STS12..STS16, STSBenchmark, SICKRelatedness; transfer: "
-                        "MR, CR, SUBJ, MPQA, SST2, TREC, MRPC)", name);
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "--tasks: unknown task '%s' (STS: STS12..STS16, "
+                   "STSBenchmark, SICKRelatedness; transfer: MR, CR, SUBJ, MPQA, SST2, TREC, MRPC)", name);
       return FALSE;
     }
     g_string_append_printf (to, "%s%s", to->len ? "," : "", name);
@@ -106,7 +106,7 @@ split_tasks (const char *tasks, gboolean transfer, char **sts, char **xfer)
   *sts = a->len ? g_strdup (a->str) : NULL;
   *xfer = b->len ? g_strdup (b->str) : transfer ? g_strdup ("") : NULL;
   if (*sts == NULL && *xfer == NULL) {
-    tool_usage_error ("--tasks: no task given");
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "--tasks: no task given");
     return FALSE;
   }
   return TRUE;
@@ -165,8 +165,11 @@ main (int argc, char **argv)
   if (transfer_mode && strcmp (transfer_mode, "test") != 0 && strcmp (transfer_mode, "fasttest") != 0)
     return tool_usage_error ("--transfer-mode must be 'test' or 'fasttest', not '%s'", transfer_mode);
   g_autofree char *sts_tasks = NULL, *transfer_tasks = NULL;
-  if (!split_tasks (tasks, transfer, &sts_tasks, &transfer_tasks))
-    return STSIM_EXIT_USAGE;
+  g_autoptr (GError) task_err = NULL;
+  if (!split_tasks (tasks, transfer, &sts_tasks, &transfer_tasks, &task_err)) {
+    tool_print_error (task_err);
+    return STSIM_EXIT_INVALID;
+  }
   for (gsize i = 0; sets && sets[i]; i++)
     if (strchr (sets[i], '=') == NULL || sets[i][0] == '=')
       return tool_usage_error ("--set expects KEY=VALUE, got '%s'", sets[i]);

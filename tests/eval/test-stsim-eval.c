@@ -204,6 +204,51 @@ test_model_dir_checkpoint (void)
   g_rmdir (tmp);
 }
 
+/* --tasks mixing STS and transfer names: both tables, one JSON with both
+ * reports; TREC in fasttest mode keeps this to seconds. */
+static void
+test_transfer (void)
+{
+  g_autofree char *tmp = g_dir_make_tmp ("stsim-eval-XXXXXX", NULL);
+  g_autofree char *json = g_build_filename (tmp, "r.json", NULL);
+  Run r = run_tool ("--encoder", "bow", "--tasks", "STS13,TREC", "--transfer-mode", "fasttest", "--json", json,
+                    NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "STS13"));
+  g_assert_nonnull (strstr (r.out, "TREC |"));
+  g_assert_nonnull (strstr (r.out, "fasttest mode"));
+  run_clear (&r);
+  g_autoptr (JsonParser) p = json_parser_new ();
+  g_assert_true (json_parser_load_from_file (p, json, NULL));
+  JsonObject *root = json_node_get_object (json_parser_get_root (p));
+  JsonObject *sts = json_object_get_object_member (root, "sts");
+  JsonObject *xfer = json_object_get_object_member (root, "transfer");
+  g_assert_cmpstr (json_object_get_string_member (xfer, "evaluator"), ==, "transfer");
+  g_assert_true (json_object_has_member (json_object_get_object_member (sts, "table"), "STS13"));
+  double acc = json_object_get_double_member (json_object_get_object_member (xfer, "table"), "TREC");
+  g_assert_cmpfloat (acc, >, 50);
+  g_assert_cmpfloat (acc, <=, 100);
+  JsonObject *trec = json_object_get_object_member (json_object_get_object_member (xfer, "tasks"), "TREC");
+  g_assert_cmpint (json_object_get_int_member (trec, "ntest"), ==, 500);
+  g_assert_cmpint (json_object_get_int_member (trec, "fits"), ==, 21);
+  g_unlink (json);
+  g_rmdir (tmp);
+  r = run_tool ("--encoder", "bow", "--tasks", "MR,XYZ", NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "'XYZ'"));
+  run_clear (&r);
+  r = run_tool ("--encoder", "bow", "--transfer", "--transfer-mode", "slow", NULL);
+  g_assert_cmpint (r.status, ==, 2);
+  g_assert_nonnull (strstr (r.err, "--transfer-mode"));
+  run_clear (&r);
+  g_autofree char *empty = g_dir_make_tmp ("stsim-eval-XXXXXX", NULL);
+  r = run_tool ("--encoder", "bow", "--transfer", "--data", empty, NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "senteval/downstream/MR"));
+  run_clear (&r);
+  g_rmdir (empty);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -220,5 +265,6 @@ main (int argc, char **argv)
   g_test_add_func ("/sts/tool/bad-encoder-and-params", test_bad_encoder_and_params);
   g_test_add_func ("/sts/tool/model-dir", test_model_dir);
   g_test_add_func ("/sts/tool/model-dir-checkpoint", test_model_dir_checkpoint);
+  g_test_add_func ("/sts/tool/transfer", test_transfer);
   return g_test_run ();
 }
