@@ -112,6 +112,43 @@ split_tasks (const char *tasks, gboolean transfer, char **sts, char **xfer, GErr
   return TRUE;
 }
 
+/* Runs the STS and/or transfer tables, prints them and writes --json: one
+ * evaluation its report, both {"sts": ..., "transfer": ...}. */
+static gboolean
+run_evaluations (const StsimStsOptions *opts, const StsimTransferOptions *topts, const StsimStsEncoder *callbacks,
+                 const char *name, const char *model, const char *json_path, GError **error)
+{
+  g_autoptr (JsonObject) sts_report = NULL, transfer_report = NULL;
+  if (opts->tasks) {
+    sts_report = json_object_new ();
+    json_object_set_string_member (sts_report, "encoder", name);
+    if (model)
+      json_object_set_string_member (sts_report, "model", model);
+    if (!stsim_sts_run (opts, callbacks, sts_report, NULL, error))
+      return FALSE;
+    g_autofree char *table = stsim_sts_report_format (sts_report);
+    g_print ("%s", table);
+  }
+  if (topts->tasks) {
+    transfer_report = json_object_new ();
+    json_object_set_string_member (transfer_report, "encoder", name);
+    if (model)
+      json_object_set_string_member (transfer_report, "model", model);
+    if (!stsim_transfer_run (topts, callbacks, transfer_report, NULL, error))
+      return FALSE;
+    g_autofree char *table = stsim_transfer_report_format (transfer_report);
+    g_print ("%s%s", sts_report ? "\n" : "", table);
+  }
+  g_autoptr (JsonObject) report = NULL;
+  if (sts_report && transfer_report) {
+    report = json_object_new ();
+    json_object_set_object_member (report, "sts", json_object_ref (sts_report));
+    json_object_set_object_member (report, "transfer", json_object_ref (transfer_report));
+  } else
+    report = json_object_ref (sts_report ? sts_report : transfer_report);
+  return json_path == NULL || stsim_sts_report_write (report, json_path, error);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -245,40 +282,7 @@ main (int argc, char **argv)
     .data_dir = data_dir, .tasks = transfer_tasks, .mode = mode,
     .fasttest = transfer_mode && strcmp (transfer_mode, "fasttest") == 0, .batch_size = (gsize) batch_size,
   };
-  g_autoptr (JsonObject) sts_report = NULL, transfer_report = NULL;
-  if (sts_tasks) {
-    sts_report = json_object_new ();
-    json_object_set_string_member (sts_report, "encoder", name);
-    if (model)
-      json_object_set_string_member (sts_report, "model", model);
-    if (!stsim_sts_run (&opts, &callbacks, sts_report, NULL, &err)) {
-      tool_print_error (err);
-      return STSIM_EXIT_INVALID;
-    }
-    g_autofree char *table = stsim_sts_report_format (sts_report);
-    g_print ("%s", table);
-  }
-  if (transfer_tasks) {
-    transfer_report = json_object_new ();
-    json_object_set_string_member (transfer_report, "encoder", name);
-    if (model)
-      json_object_set_string_member (transfer_report, "model", model);
-    if (!stsim_transfer_run (&topts, &callbacks, transfer_report, NULL, &err)) {
-      tool_print_error (err);
-      return STSIM_EXIT_INVALID;
-    }
-    g_autofree char *table = stsim_transfer_report_format (transfer_report);
-    g_print ("%s%s", sts_report ? "\n" : "", table);
-  }
-  /* One evaluation writes its report; both write {"sts": ..., "transfer": ...}. */
-  g_autoptr (JsonObject) report = NULL;
-  if (sts_report && transfer_report) {
-    report = json_object_new ();
-    json_object_set_object_member (report, "sts", json_object_ref (sts_report));
-    json_object_set_object_member (report, "transfer", json_object_ref (transfer_report));
-  } else
-    report = json_object_ref (sts_report ? sts_report : transfer_report);
-  if (json_path && !stsim_sts_report_write (report, json_path, &err)) {
+  if (!run_evaluations (&opts, &topts, &callbacks, name, model, json_path, &err)) {
     tool_print_error (err);
     return STSIM_EXIT_INVALID;
   }
