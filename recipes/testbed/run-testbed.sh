@@ -50,4 +50,4 @@ for name in "${methods[@]}"; do groups+=(--group "$name=$out/$name/seed-*"); don
 "$build/core/tools/stsim-report" "${groups[@]}" --paired-with simcse \
   --baseline "untrained=$out/untrained" --baseline "bow-idf (task IDF)=$out/bow-idf" \
   --baseline "bow-idf (corpus IDF, the teacher)=$out/bow-idf-corpus" \
-  --title "mini testbed, seeds 1-$seeds" --markdown "$out/report.md" --svg "$out/report.svg"
+  --title "mini testbed, seeds 1-$seeds" --markdown "$out"/report.md --svg "$out"/report.svg
