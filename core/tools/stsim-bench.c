@@ -53,6 +53,7 @@
 #include "stsim/stsim-train.h"
 #include "numerics/numerics-profile.h"
 #include "tool-common.h"
+#include "io/bounded.h"
 
 #define VOCAB 30522
 #define N_PROFILE 64
@@ -275,7 +276,7 @@ static BatchSet *
 read_batch_file (const char *path, GError **error)
 {
   g_autoptr(JsonParser) p = json_parser_new ();
-  if (!json_parser_load_from_file (p, path, error)) {
+  if (!stsim_json_load_file (p, path, STSIM_LIMIT_CORPUS, error)) {
     g_prefix_error (error, "%s: ", path);
     return NULL;
   }
@@ -845,7 +846,7 @@ run_child (char **argv, char **envp, GError **error)
   char *line = strrchr (out, '\n');
   line = line ? line + 1 : out;
   g_autoptr(JsonParser) p = json_parser_new ();
-  if (!json_parser_load_from_data (p, line, -1, error) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p))) {
+  if (!stsim_json_load_data (p, line, -1, error) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p))) {
     g_prefix_error (error, "%s printed no JSON result: ", argv[0]);
     return NULL;
   }

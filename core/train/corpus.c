@@ -7,6 +7,7 @@
 
 #include <csv.h>
 #include <string.h>
+#include "io/bounded.h"
 
 typedef struct {
   char  *text;   /* V texts joined by NULs: text, text + off[1], ... */
@@ -95,7 +96,7 @@ load_line_file (StsimCorpus *c, const char *path, GError **error)
   gsize len = 0;
   GError *local = NULL;
 
-  if (!g_file_get_contents (path, &data, &len, &local)) {
+  if (!stsim_file_get_contents (path, STSIM_LIMIT_CORPUS, &data, &len, &local)) {
     g_set_error (error, STSIM_ERROR, local->code == G_FILE_ERROR_NOENT ? STSIM_ERROR_NOT_FOUND : STSIM_ERROR_IO,
                  "corpus: %s", local->message);
     g_error_free (local);
@@ -138,7 +139,7 @@ load_line_file (StsimCorpus *c, const char *path, GError **error)
     p = nl ? nl + 1 : end;
   }
   /* A last line without '\n' is terminated by the NUL that
-   * g_file_get_contents always appends. */
+   * stsim_file_get_contents always appends. */
   return TRUE;
 }
 
@@ -354,7 +355,7 @@ stsim_corpus_load_csv (const char *path, const char *const *columns, GError **er
   gsize len = 0;
   GError *local = NULL;
 
-  if (!g_file_get_contents (path, &data, &len, &local)) {
+  if (!stsim_file_get_contents (path, STSIM_LIMIT_CORPUS, &data, &len, &local)) {
     g_set_error (error, STSIM_ERROR, local->code == G_FILE_ERROR_NOENT ? STSIM_ERROR_NOT_FOUND : STSIM_ERROR_IO,
                  "pairs: %s", local->message);
     g_error_free (local);

@@ -19,6 +19,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include "stsim/stsim-safetensors.h"
+#include "io/bounded.h"
 
 #define STATE_FILE "state.safetensors"
 #define STATE_KEY "stsim.train_state"
@@ -184,7 +185,7 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
     return FALSE;
   const char *meta = stsim_safetensors_get_metadata (r, STATE_KEY);
   g_autoptr(JsonParser) parser = json_parser_new ();
-  if (!meta || !json_parser_load_from_data (parser, meta, -1, NULL) ||
+  if (!meta || !stsim_json_load_data (parser, meta, -1, NULL) ||
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: not a stsim trainer state (no '%s' metadata)", path,
                  STATE_KEY);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include "io/bounded.h"
 
 /* ---- the [train] section ------------------------------------------------------ */
 
@@ -625,7 +626,7 @@ static gboolean
 truncate_metrics (StsimTrainer *tr, GError **error)
 {
   g_autofree char *text = NULL;
-  if (!g_file_get_contents (tr->metrics_path, &text, NULL, NULL))
+  if (!stsim_file_get_contents (tr->metrics_path, STSIM_LIMIT_METRICS, &text, NULL, NULL))
     return TRUE;
   GString *kept = g_string_new (NULL);
   g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
@@ -633,7 +634,7 @@ truncate_metrics (StsimTrainer *tr, GError **error)
     if (!*lines[i])
       continue;
     g_autoptr(JsonParser) p = json_parser_new ();
-    if (!json_parser_load_from_data (p, lines[i], -1, NULL) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
+    if (!stsim_json_load_data (p, lines[i], -1, NULL) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
       continue;  /* a line cut by the kill */
     JsonObject *o = json_node_get_object (json_parser_get_root (p));
     if ((guint64) json_object_get_int_member_with_default (o, "step", 0) > tr->step)
