@@ -7,3 +7,8 @@
  * links are removed, never followed. Errors are ignored: tests call it to
  * clean up their own temporary folders. */
 void stsim_test_remove_tree (const char *path);
+
+/* Copies the model folder @from into the new folder @to with every word
+ * embedding set to +-3e38: finite weights (loading accepts them) on which
+ * the encoder overflows to NaN. Aborts the test on failure. */
+void stsim_test_make_overflowing_model (const char *from, const char *to);

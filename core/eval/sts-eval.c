@@ -64,6 +64,34 @@ seconds_since (gint64 t0)
   return (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC;
 }
 
+/* A NaN or infinite embedding would score as cosine 0 (SentEval's
+ * nan_to_num) and turn the table into nan without a word: refuse it,
+ * naming the sentence. */
+static gboolean
+check_finite (const StsimStsTask *task, const StsimStsSplit *split, const gsize *order, gsize m, gsize dim,
+              const float *buf1, const float *buf2, GError **error)
+{
+  for (gsize k = 0; k < m; k++)
+    for (int side = 0; side < 2; side++) {
+      const float *e = (side ? buf2 : buf1) + k * dim;
+      gsize j = 0;
+      while (j < dim && isfinite (e[j]))
+        j++;
+      if (j == dim)
+        continue;
+      const char *text = (side ? split->s2 : split->s1)[order[k]];
+      glong chars = g_utf8_strlen (text, -1);
+      g_autofree char *cut = g_utf8_substring (text, 0, MIN (chars, 60));
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_NUMERIC,
+                   "%s/%s: the embedding of sentence %d of line %u of %s (\"%s%s\") has a non-finite value "
+                   "(%s at dimension %" G_GSIZE_FORMAT "): the model overflows on it; check the model's weights",
+                   task->name, split->name, side + 1, split->lines[order[k]], split->path, cut,
+                   chars > 60 ? "..." : "", isnan (e[j]) ? "NaN" : "infinity", j);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Scores one split into @scores (file order). */
 static gboolean
 score_split (const StsimStsTask *task, const StsimStsSplit *split, const StsimStsEncoder *enc, gsize dim,
@@ -98,6 +126,8 @@ score_split (const StsimStsTask *task, const StsimStsSplit *split, const StsimSt
       return FALSE;
     }
     *encode_seconds += seconds_since (t0);
+    if (!check_finite (task, split, order + start, m, dim, buf1, buf2, error))
+      return FALSE;
     for (gsize k = 0; k < m; k++)
       scores[order[start + k]] = stsim_cosine (buf1 + k * dim, buf2 + k * dim, dim);
   }

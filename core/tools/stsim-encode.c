@@ -12,6 +12,7 @@
  * invalid UTF-8 on a line, write error), 2 usage. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "stsim/stsim-model.h"
@@ -124,6 +125,15 @@ run (void)
       tool_print_error (error);
     return STSIM_EXIT_INVALID;
   }
+
+  /* A NaN or infinite embedding is a model that overflows, not a result. */
+  for (gsize i = 0; i < n * d; i++)
+    if (!isfinite (emb[i])) {
+      g_printerr ("%s: <stdin>:%" G_GSIZE_FORMAT ": the embedding has a non-finite value (%s at dimension %"
+                  G_GSIZE_FORMAT "): the model overflows on this sentence; check the model's weights\n",
+                  g_get_prgname (), i / d + 1, isnan (emb[i]) ? "NaN" : "infinity", i % d);
+      return STSIM_EXIT_INVALID;
+    }
 
   if (opt_npy) {
     g_autoptr(GBytes) npy = npy_bytes (emb, n, d);
