@@ -92,10 +92,9 @@ stsim_file_get_contents (const char *path, gsize limit, char **contents, gsize *
     return FALSE;
   }
   if (S_ISREG (st.st_mode) && (guint64) st.st_size > (guint64) limit) {
-    g_autofree char *size = g_format_size_full ((guint64) st.st_size, G_FORMAT_SIZE_IEC_UNITS);
     g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                 "%s is %s, over the %" G_GSIZE_FORMAT " MiB limit for this input; " RAISE_HINT, path, size,
-                 limit / STSIM_MIB);
+                 "%s is %" G_GUINT64_FORMAT " bytes, over the %" G_GSIZE_FORMAT " MiB limit for this input; "
+                 RAISE_HINT, path, (guint64) st.st_size, limit / STSIM_MIB);
     return FALSE;
   }
   int fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
@@ -163,7 +162,7 @@ stsim_json_load_data (JsonParser *parser, const char *data, gssize len, GError *
   gsize n = len < 0 ? strlen (data) : (gsize) len;
   if (stsim_json_depth (data, n, STSIM_JSON_MAX_DEPTH) > STSIM_JSON_MAX_DEPTH) {
     g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
-                 "arrays and objects nest deeper than %d levels", STSIM_JSON_MAX_DEPTH);
+                 "JSON arrays and objects nest deeper than %d levels", STSIM_JSON_MAX_DEPTH);
     return FALSE;
   }
   return json_parser_load_from_data (parser, data, (gssize) n, error);
