@@ -31,6 +31,7 @@
 #include "stsim/stsim-registry.h"
 #include "stsim/stsim-safetensors.h"
 #include "train-test-util.h"
+#include "test-util.h"
 
 static StsimRegistry *reg;
 static char *tmpdir;
@@ -293,6 +294,22 @@ test_resume_mismatch (void)
   g_assert_false (train (r, set, TRUE, 0, &err));
   g_assert_error (err, STSIM_ERROR, STSIM_ERROR_CHECKPOINT);
   g_assert_true (strstr (err->message, "another run") != NULL);
+}
+
+/* A state whose JSON nests 100000 deep (json-glib's recursive parser
+ * overflowed the stack on it): refused as not a trainer state. */
+static void
+test_resume_deep_state (void)
+{
+  g_autofree char *out = out_dir ("resume-a");
+  g_autofree char *r = recipe_file ("resume-a", out, NULL);
+  g_autofree char *st = g_build_filename (out, "state", "state.safetensors", NULL);
+  g_autofree char *deep = g_strnfill (100000, '[');
+  stsim_test_rewrite_safetensors (st, st, NULL, "stsim.train_state", deep);
+  g_autoptr(GError) err = NULL;
+  g_assert_false (train (r, resume_set, TRUE, 0, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_CHECKPOINT);
+  g_assert_true (strstr (err->message, "not a stsim trainer state") != NULL);
 }
 
 static gint64
@@ -668,6 +685,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/run/tiny", test_tiny);
   g_test_add_func ("/train/run/resume", test_resume);
   g_test_add_func ("/train/run/resume-mismatch", test_resume_mismatch);
+  g_test_add_func ("/train/run/resume-deep-state", test_resume_deep_state);
   g_test_add_func ("/train/run/kill", test_kill);
   g_test_add_func ("/train/run/nan-skip", test_nan_skip);
   g_test_add_func ("/train/run/nan-stop", test_nan_stop);
