@@ -485,6 +485,12 @@ test_recipe_errors (void)
   check_recipe_error (missing, STSIM_ERROR_NOT_FOUND, "/nonexistent/corpus.txt");
   const char *const nan[] = { "train.debug_nan_steps=x", NULL };
   check_recipe_error (nan, STSIM_ERROR_RECIPE, "debug_nan_steps");
+  /* Refused when the components are created, before the corpus loads (the
+   * corpus here does not exist: reaching it would be another error). */
+  const char *const enc_len[] = { "encoder.max_len=100", "train.corpus=/nonexistent/corpus.txt", NULL };
+  check_recipe_error (enc_len, STSIM_ERROR_INVALID, "max_len = 100 exceeds the 64 positions of the model");
+  const char *const mlm[] = { "objective.mlm.use=mlm", "train.corpus=/nonexistent/corpus.txt", NULL };
+  check_recipe_error (mlm, STSIM_ERROR_INVALID, "has no masked-LM head, which mlm trains: set mlm_head = true");
 }
 
 /* ---- one pooler ------------------------------------------------------------------ */
