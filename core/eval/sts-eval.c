@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "stsim/stsim-eval.h"
+#include "io/bounded.h"
 
 #define DEFAULT_BATCH 128
 
@@ -558,11 +559,7 @@ stsim_sts_report_write (JsonObject *report, const char *path, GError **error)
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
   json_node_set_object (root, report);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_pretty (gen, TRUE);
-  json_generator_set_root (gen, root);
-  gsize len = 0;
-  g_autofree char *text = json_generator_to_data (gen, &len);
+  g_autofree char *text = stsim_json_to_data (root, TRUE, NULL);
   g_autofree char *with_nl = g_strconcat (text, "\n", NULL);
   g_autoptr (GError) io_err = NULL;
   /* g_file_set_contents writes a temporary file beside @path and renames it. */

@@ -177,3 +177,49 @@ stsim_json_load_file (JsonParser *parser, const char *path, gsize limit, GError 
     return FALSE;
   return stsim_json_load_data (parser, data, (gssize) len, error);
 }
+
+/* Drops ".0" after the exponent digits of a number outside strings. */
+static void
+fix_exponents (char *s)
+{
+  gboolean in_str = FALSE;
+  char *w = s;
+  for (const char *r = s; *r; ) {
+    char c = *r;
+    if (in_str) {
+      *w++ = *r++;
+      if (c == '\\' && *r)
+        *w++ = *r++;
+      else if (c == '"')
+        in_str = FALSE;
+      continue;
+    }
+    if (c == '"')
+      in_str = TRUE;
+    if ((c == 'e' || c == 'E') && w > s && g_ascii_isdigit (w[-1])) {
+      *w++ = *r++;
+      if (*r == '+' || *r == '-')
+        *w++ = *r++;
+      while (g_ascii_isdigit (*r))
+        *w++ = *r++;
+      if (r[0] == '.' && r[1] == '0' && !g_ascii_isdigit (r[2]))
+        r += 2;
+      continue;
+    }
+    *w++ = *r++;
+  }
+  *w = '\0';
+}
+
+char *
+stsim_json_to_data (JsonNode *root, gboolean pretty, gsize *len)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, pretty);
+  char *text = json_generator_to_data (gen, NULL);
+  fix_exponents (text);
+  if (len)
+    *len = strlen (text);
+  return text;
+}

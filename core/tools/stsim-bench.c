@@ -811,9 +811,7 @@ run_cell (void)
   }
   json_builder_end_object (b);
   g_autoptr(JsonNode) root = json_builder_get_root (b);
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, root);
-  g_autofree char *text = json_generator_to_data (gen, NULL);
+  g_autofree char *text = stsim_json_to_data (root, FALSE, NULL);
   printf ("%s\n", text);
   cell_clear (&c);
   return STSIM_EXIT_OK;

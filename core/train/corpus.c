@@ -6,6 +6,7 @@
 #include "stsim/stsim-train.h"
 
 #include <csv.h>
+#include <stdlib.h>
 #include <string.h>
 #include "io/bounded.h"
 
@@ -225,9 +226,24 @@ stsim_corpus_load_lines (const char *const *paths, GError **error)
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "corpus: no file given");
     return NULL;
   }
-  for (guint i = 0; i < files->len; i++)
-    if (!load_line_file (c, g_ptr_array_index (files, i), error))
+  /* A file reached twice (listed twice, or through two patterns or links)
+   * is read once, at its first place, so that it does not count double. */
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  for (guint i = 0; i < files->len; i++) {
+    const char *file = g_ptr_array_index (files, i);
+    char *real = realpath (file, NULL);
+    char *key = real ? g_strdup (real) : g_strdup (file);
+    free (real);
+    const char *first = g_hash_table_lookup (seen, key);
+    if (first) {
+      g_printerr ("corpus: %s is the same file as %s, listed before: read once\n", file, first);
+      g_free (key);
+      continue;
+    }
+    g_hash_table_insert (seen, key, g_strdup (file));
+    if (!load_line_file (c, file, error))
       return NULL;
+  }
   if (c->ex->len == 0) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "corpus: %s%s holds no sentence (every line is empty)",
                  (char *) g_ptr_array_index (files, 0), files->len > 1 ? " and the other files" : "");

@@ -120,10 +120,8 @@ stsim_trainer_save_state (StsimTrainer *tr, GError **error)
         !stsim_safetensors_writer_add_f32 (w, "head.bn2.running_var", &n2, 1, tr->bn_rv2, error))
       return FALSE;
   }
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  g_autofree char *meta = json_generator_to_data (gen, NULL);
+  g_autofree char *meta = stsim_json_to_data (root, FALSE, NULL);
   if (!stsim_safetensors_writer_set_metadata (w, "format", "stsim trainer state", error) ||
       !stsim_safetensors_writer_set_metadata (w, STATE_KEY, meta, error))
     return FALSE;

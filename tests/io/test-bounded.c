@@ -199,6 +199,44 @@ test_json_depth (void)
   g_assert_no_error (e);
 }
 
+/* Doubles written by the project's JSON writer read back exactly, and the
+ * output is JSON (json-glib alone wrote 1e308 as "1e+308.0"). */
+static void
+test_json_write_round_trip (void)
+{
+  static const double v[] = { 1e308, -1e308, 1e21, 2.5e-300, 0.1, 3.0, 1.0 / 3, 4e-7, G_MAXDOUBLE };
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "s");
+  json_builder_add_string_value (b, "1e5.0 \"2E+3.0\" \\e1.0");
+  json_builder_set_member_name (b, "v");
+  json_builder_begin_array (b);
+  for (gsize i = 0; i < G_N_ELEMENTS (v); i++)
+    json_builder_add_double_value (b, v[i]);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  g_autoptr(JsonNode) root = json_builder_get_root (b);
+  for (int pretty = 0; pretty < 2; pretty++) {
+    gsize len = 0;
+    g_autofree char *text = stsim_json_to_data (root, pretty, &len);
+    g_assert_cmpuint (len, ==, strlen (text));
+    g_test_message ("%s", text);
+    g_assert_null (strstr (text, "308.0"));
+    g_autoptr(JsonParser) p = json_parser_new ();
+    g_autoptr(GError) e = NULL;
+    g_assert_true (stsim_json_load_data (p, text, -1, &e));
+    g_assert_no_error (e);
+    JsonObject *o = json_node_get_object (json_parser_get_root (p));
+    g_assert_cmpstr (json_object_get_string_member (o, "s"), ==, "1e5.0 \"2E+3.0\" \\e1.0");
+    JsonArray *a = json_object_get_array_member (o, "v");
+    for (gsize i = 0; i < G_N_ELEMENTS (v); i++) {
+      JsonNode *n = json_array_get_element (a, i);
+      g_assert_cmpint (json_node_get_value_type (n), ==, G_TYPE_DOUBLE);
+      g_assert_cmpfloat (json_node_get_double (n), ==, v[i]);
+    }
+  }
+}
+
 /* ---- every JSON input ---------------------------------------------------- */
 
 static void
@@ -350,6 +388,7 @@ main (int argc, char **argv)
   g_test_add_func ("/io/bounded/fifo-endless", test_fifo_endless);
   g_test_add_func ("/io/bounded/stream-line", test_stream_line);
   g_test_add_func ("/io/bounded/json-depth", test_json_depth);
+  g_test_add_func ("/io/bounded/json-write-round-trip", test_json_write_round_trip);
   g_test_add_func ("/io/bounded/config-json", test_config_json);
   g_test_add_func ("/io/bounded/tokenizer-files", test_tokenizer_files);
   g_test_add_func ("/io/bounded/metrics-jsonl", test_metrics_jsonl);

@@ -452,6 +452,20 @@ test_bad_corpus (void)
   g_assert_true (strstr (err->message, where) != NULL);
 }
 
+/* Fewer sentences than one batch trained with loss 0 and exit 0 before. */
+static void
+test_corpus_smaller_than_batch (void)
+{
+  g_autofree char *corpus = g_build_filename (tmpdir, "five.txt", NULL);
+  g_assert_true (g_file_set_contents (corpus, "one\ntwo\nthree\nfour\nfive\n", -1, NULL));
+  g_autofree char *out = out_dir ("five");
+  g_autofree char *r = recipe_file ("five", out, corpus);
+  g_autoptr(GError) err = NULL;
+  g_assert_false (train (r, NULL, FALSE, 0, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_RECIPE);
+  g_assert_true (strstr (err->message, "batch_size = 16 but the corpus has only 5 examples") != NULL);
+}
+
 static void
 check_recipe_error (const char *const *set, int domain_code, const char *fragment)
 {
@@ -696,6 +710,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/run/nan-skip", test_nan_skip);
   g_test_add_func ("/train/run/nan-stop", test_nan_stop);
   g_test_add_func ("/train/errors/bad-corpus", test_bad_corpus);
+  g_test_add_func ("/train/errors/corpus-smaller-than-batch", test_corpus_smaller_than_batch);
   g_test_add_func ("/train/errors/recipe", test_recipe_errors);
   g_test_add_func ("/train/errors/untrainable-encoder", test_untrainable_encoder);
   g_test_add_func ("/train/run/pooler", test_pooler);
