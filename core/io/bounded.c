@@ -178,37 +178,44 @@ stsim_json_load_file (JsonParser *parser, const char *path, gsize limit, GError 
   return stsim_json_load_data (parser, data, (gssize) len, error);
 }
 
-/* Drops ".0" after the exponent digits of a number outside strings. */
-static void
-fix_exponents (char *s)
+/* Outside strings: drops ".0" after the exponent digits of a number, and
+ * writes a non-finite number (json-glib prints "inf.0", "-nan.0"; JSON has
+ * no such thing) as null. */
+static char *
+fix_numbers (const char *r)
 {
+  GString *w = g_string_sized_new (strlen (r) + 16);
   gboolean in_str = FALSE;
-  char *w = s;
-  for (const char *r = s; *r; ) {
+  while (*r) {
     char c = *r;
     if (in_str) {
-      *w++ = *r++;
+      g_string_append_c (w, *r++);
       if (c == '\\' && *r)
-        *w++ = *r++;
+        g_string_append_c (w, *r++);
       else if (c == '"')
         in_str = FALSE;
       continue;
     }
-    if (c == '"')
-      in_str = TRUE;
-    if ((c == 'e' || c == 'E') && w > s && g_ascii_isdigit (w[-1])) {
-      *w++ = *r++;
-      if (*r == '+' || *r == '-')
-        *w++ = *r++;
-      while (g_ascii_isdigit (*r))
-        *w++ = *r++;
-      if (r[0] == '.' && r[1] == '0' && !g_ascii_isdigit (r[2]))
+    in_str = c == '"';
+    const char *t = r + (c == '-');
+    if (g_ascii_strncasecmp (t, "inf", 3) == 0 || g_ascii_strncasecmp (t, "nan", 3) == 0) {
+      r = t + 3;
+      if (r[0] == '.' && r[1] == '0')
         r += 2;
+      g_string_append (w, "null");
       continue;
     }
-    *w++ = *r++;
+    g_string_append_c (w, *r++);
+    if ((c == 'e' || c == 'E') && w->len > 1 && g_ascii_isdigit (w->str[w->len - 2])) {
+      if (*r == '+' || *r == '-')
+        g_string_append_c (w, *r++);
+      while (g_ascii_isdigit (*r))
+        g_string_append_c (w, *r++);
+      if (r[0] == '.' && r[1] == '0' && !g_ascii_isdigit (r[2]))
+        r += 2;
+    }
   }
-  *w = '\0';
+  return g_string_free (w, FALSE);
 }
 
 char *
@@ -217,8 +224,8 @@ stsim_json_to_data (JsonNode *root, gboolean pretty, gsize *len)
   g_autoptr(JsonGenerator) gen = json_generator_new ();
   json_generator_set_root (gen, root);
   json_generator_set_pretty (gen, pretty);
-  char *text = json_generator_to_data (gen, NULL);
-  fix_exponents (text);
+  g_autofree char *raw = json_generator_to_data (gen, NULL);
+  char *text = fix_numbers (raw);
   if (len)
     *len = strlen (text);
   return text;

@@ -57,8 +57,9 @@ gboolean stsim_json_load_file (JsonParser *parser, const char *path, gsize limit
 /* json_generator_to_data() of @root (pretty-printed or not), made valid
  * JSON: json-glib appends ".0" to every double printed without a '.', so
  * 1e308 came out as "1e+308.0", which no JSON reader (ours included)
- * accepts; that suffix is dropped after an exponent. @len (optional) gets
- * the length. */
+ * accepts; that suffix is dropped after an exponent, and a non-finite
+ * double (printed "inf.0", "nan.0") is written as null. @len (optional)
+ * gets the length. */
 char    *stsim_json_to_data (JsonNode *root, gboolean pretty, gsize *len);
 
 G_END_DECLS

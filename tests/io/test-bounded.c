@@ -5,6 +5,7 @@
  * file and the limit. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -214,6 +215,10 @@ test_json_write_round_trip (void)
   for (gsize i = 0; i < G_N_ELEMENTS (v); i++)
     json_builder_add_double_value (b, v[i]);
   json_builder_end_array (b);
+  json_builder_set_member_name (b, "nan");
+  json_builder_add_double_value (b, NAN);
+  json_builder_set_member_name (b, "inf");
+  json_builder_add_double_value (b, -INFINITY);
   json_builder_end_object (b);
   g_autoptr(JsonNode) root = json_builder_get_root (b);
   for (int pretty = 0; pretty < 2; pretty++) {
@@ -229,6 +234,9 @@ test_json_write_round_trip (void)
     JsonObject *o = json_node_get_object (json_parser_get_root (p));
     g_assert_cmpstr (json_object_get_string_member (o, "s"), ==, "1e5.0 \"2E+3.0\" \\e1.0");
     JsonArray *a = json_object_get_array_member (o, "v");
+    /* Non-finite values have no JSON form: null. */
+    g_assert_true (JSON_NODE_HOLDS_NULL (json_object_get_member (o, "nan")));
+    g_assert_true (JSON_NODE_HOLDS_NULL (json_object_get_member (o, "inf")));
     for (gsize i = 0; i < G_N_ELEMENTS (v); i++) {
       JsonNode *n = json_array_get_element (a, i);
       g_assert_cmpint (json_node_get_value_type (n), ==, G_TYPE_DOUBLE);
