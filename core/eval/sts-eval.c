@@ -93,6 +93,19 @@ check_finite (const StsimStsTask *task, const StsimStsSplit *split, const gsize 
   return TRUE;
 }
 
+/* A reported correlation is a number: NaN means every predicted similarity
+ * was the same (a constant encoder), which printed a table of nan. */
+static gboolean
+check_correlation (const char *task, const char *split, double v, GError **error)
+{
+  if (isfinite (v))
+    return TRUE;
+  g_set_error (error, STSIM_ERROR, STSIM_ERROR_NUMERIC,
+               "%s/%s: the Spearman correlation is undefined: every predicted similarity is the same "
+               "(does the encoder give every sentence the same vector?)", task, split);
+  return FALSE;
+}
+
 /* Scores one split into @scores (file order). */
 static gboolean
 score_split (const StsimStsTask *task, const StsimStsSplit *split, const StsimStsEncoder *enc, gsize dim,
@@ -401,6 +414,8 @@ stsim_sts_run (const StsimStsOptions *options, const StsimStsEncoder *encoder, J
 
     if (dev) {
       const StsimStsSplitResult *d = find_split (res, "dev");
+      if (!check_correlation (name, "dev", d->spearman, error))
+        goto fail;
       if (strcmp (name, "STSBenchmark") == 0)
         dev_primary = d->spearman;
       else {
@@ -412,6 +427,8 @@ stsim_sts_run (const StsimStsOptions *options, const StsimStsEncoder *encoder, J
     }
     /* The reported number: "all" Spearman for STS12-16, test Spearman for STS-B and SICK-R. */
     double headline = stsim_sts_task_has_splits (name) ? find_split (res, "test")->spearman : res->all_spearman;
+    if (!check_correlation (name, stsim_sts_task_has_splits (name) ? "test" : "all", headline, error))
+      goto fail;
     set_number (table, name, 100.0 * headline);
     g_autofree char *text = g_strdup_printf ("%.2f", 100.0 * headline);
     json_object_set_string_member (printed, name, text);
