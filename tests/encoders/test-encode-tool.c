@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 #include "model-test-util.h"
 #include "test-util.h"
+#include "test-util-model.h"
 
 static const char *tool;
 

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "test-util.h"
+#include "test-util-model.h"
 
 static const char *tool_path;
 

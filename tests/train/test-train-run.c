@@ -32,6 +32,7 @@
 #include "stsim/stsim-safetensors.h"
 #include "train-test-util.h"
 #include "test-util.h"
+#include "test-util-model.h"
 
 static StsimRegistry *reg;
 static char *tmpdir;
