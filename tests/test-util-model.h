@@ -12,6 +12,6 @@ void stsim_test_rewrite_safetensors (const char *src, const char *dst, StsimTest
                                      const char *meta_key, const char *meta_value);
 
 /* Copies the model folder @from into the new folder @to with every word
- * embedding set to +-3e38: finite weights (loading accepts them) on which
+ * embedding set to 3e38: finite weights (loading accepts them) on which
  * the encoder overflows to NaN. Aborts the test on failure. */
 void stsim_test_make_overflowing_model (const char *from, const char *to);
