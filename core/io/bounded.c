@@ -32,12 +32,13 @@ special_kind (mode_t m)
   return NULL;
 }
 
-/* Reads @fd to its end, or fails once more than @limit bytes came. */
+/* Reads @fd to its end, or fails once more than @limit bytes came;
+ * @size_hint (0: unknown) is the expected length. */
 static gboolean
-read_fd (int fd, const char *path, gsize limit, char **contents, gsize *length, GError **error)
+read_fd (int fd, const char *path, gsize limit, gsize size_hint, char **contents, gsize *length, GError **error)
 {
-  gsize cap = 0, len = 0;
-  g_autofree char *buf = NULL;
+  gsize cap = size_hint ? MIN (size_hint + 2, limit + 2) : 0, len = 0;
+  g_autofree char *buf = cap ? g_malloc (cap) : NULL;
   for (;;) {
     if (len > limit) {
       g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
@@ -104,7 +105,9 @@ stsim_file_get_contents (const char *path, gsize limit, char **contents, gsize *
                  g_strerror (e));
     return FALSE;
   }
-  gboolean ok = read_fd (fd, path, limit, contents, length, error);
+  /* A regular file's size sizes the buffer (one allocation); streams grow it. */
+  gsize hint = S_ISREG (st.st_mode) ? (gsize) st.st_size : 0;
+  gboolean ok = read_fd (fd, path, limit, hint, contents, length, error);
   close (fd);
   return ok;
 }
