@@ -18,10 +18,12 @@
 #include "numerics-private.h"
 
 /* A chunk has at least this many rows and this much work (M·N·K): smaller
- * pieces cost more in packing than threads win. */
-#define GEMM_MIN_ROWS 64
+ * pieces cost more in packing than threads win. At most 4 chunks: enough
+ * for 2-4 threads, and a 1-thread run pays little for the split (every
+ * chunk repacks op(B)); docs/performance.md has the measured cost. */
+#define GEMM_MIN_ROWS 128
 #define GEMM_MIN_WORK (1 << 20)
-#define GEMM_MAX_CHUNKS 8
+#define GEMM_MAX_CHUNKS 4
 /* Chunk row counts are multiples of the kernels' row unroll. */
 #define GEMM_ROW_ALIGN 16
 

@@ -56,7 +56,8 @@ check_shape (gint64 M, gint64 N, gint64 K, gboolean ta, gboolean tb)
 static void
 test_gemm_threads (void)
 {
-  /* Shapes that give 1, 2, 4 and 8 row chunks, with ragged last chunks. */
+  /* Shapes that give 1, 2 and 4 row chunks (gemm.c: at least 128 rows each),
+   * with ragged last chunks. */
   static const gint64 shapes[][3] = {
     { 37, 29, 41 }, { 130, 300, 70 }, { 257, 333, 96 }, { 520, 256, 256 }, { 1031, 129, 200 },
   };
