@@ -117,6 +117,35 @@ expand_path (const StsimParamSpec *spec, const char *t, const char *data_dir, co
   }
   return g_string_free (out, FALSE);
 }
+/* STRING with choices: a comma-separated list, each item one of choices
+ * "a|b|c" (e.g. the sts evaluator's tasks), so that a recipe check finds a
+ * wrong item, not the component's creation. */
+static gboolean
+check_list (const StsimParamSpec *spec, const char *text, GError **error)
+{
+  g_auto(GStrv) choices = g_strsplit (spec->choices, "|", -1);
+  g_auto(GStrv) parts = g_strsplit (text, ",", -1);
+  guint n = 0;
+  for (guint i = 0; parts[i]; i++) {
+    const char *item = g_strstrip (parts[i]);
+    if (*item == '\0')
+      continue;
+    n++;
+    if (!g_strv_contains ((const char *const *) choices, item)) {
+      g_autofree char *hint = stsim_util_did_you_mean (item, (const char *const *) choices, -1);
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "%s: '%s' is not one of %s%s", spec->name, item,
+                   spec->choices, hint);
+      return FALSE;
+    }
+  }
+  if (n == 0) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "%s: empty list (give one or more of %s, comma-separated)",
+                 spec->name, spec->choices);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 
 static gboolean
 parse_value (const StsimParamSpec *spec, const char *text, const char *data_dir, const char *recipe_dir,
@@ -171,6 +200,8 @@ parse_value (const StsimParamSpec *spec, const char *text, const char *data_dir,
   }
 
   case STSIM_PARAM_STRING:
+    if (spec->choices && !check_list (spec, t, error))
+      return FALSE;
     v.s = g_strdup (text);
     break;
 
@@ -313,7 +344,7 @@ stsim_param_specs_validate (const StsimParamSpec *specs, const char *where, GErr
     if ((s->type == STSIM_PARAM_INT || s->type == STSIM_PARAM_DOUBLE) &&
         (isnan (s->min) || isnan (s->max) || s->min > s->max))
       add_problem (msg, where, "parameter '%s' has an invalid range [%g, %g]", n, s->min, s->max);
-    if (s->type == STSIM_PARAM_ENUM) {
+    if (s->type == STSIM_PARAM_ENUM || (s->type == STSIM_PARAM_STRING && s->choices)) {
       g_auto(GStrv) choices = g_strsplit (s->choices ? s->choices : "", "|", -1);
       gboolean ok = s->choices && s->choices[0];
       for (guint i = 0; ok && choices[i]; i++)

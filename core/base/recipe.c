@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include "io/bounded.h"
 
 /* ---- core sections -------------------------------------------------------------- */
 
@@ -618,7 +619,7 @@ read_includes (StsimRecipe *r, int file, GKeyFile *kf, GHashTable *lines, GArray
       ok = FALSE;
       continue;
     }
-    if (!g_file_get_contents (full, &text, &len, &e)) {
+    if (!stsim_file_get_contents (full, STSIM_LIMIT_RECIPE, &text, &len, &e)) {
       if (g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
         file_error (r, file, line, "run", "include: no file '%s' (%s; paths are relative to the folder of %s)",
                     item, canon, f->display);
@@ -1245,7 +1246,7 @@ stsim_recipe_load (StsimRegistry *reg, const char *path, const char *const *over
   g_autoptr(GError) e = NULL;
 
   g_return_val_if_fail (path != NULL, NULL);
-  if (!g_file_get_contents (path, &text, &len, &e)) {
+  if (!stsim_file_get_contents (path, STSIM_LIMIT_RECIPE, &text, &len, &e)) {
     g_set_error (error, STSIM_ERROR, g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? STSIM_ERROR_NOT_FOUND
                                                                                              : STSIM_ERROR_IO,
                  "cannot read recipe: %s", e->message);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "stsim/stsim-eval.h"
+#include "io/bounded.h"
 
 #define DATA_HINT \
   "point stsim at a folder laid out like ../shared/data (holding senteval/downstream/STS and " \
@@ -132,7 +133,7 @@ line_file_read (LineFile *lf, const char *path, const char *what, GError **error
   gsize len = 0;
   g_autoptr (GError) io_err = NULL;
   memset (lf, 0, sizeof *lf);
-  if (!g_file_get_contents (path, &lf->contents, &len, &io_err)) {
+  if (!stsim_file_get_contents (path, STSIM_LIMIT_DATA, &lf->contents, &len, &io_err)) {
     if (g_error_matches (io_err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
       return file_missing_error (path, what, error);
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "%s: cannot read (%s): %s", path, what, io_err->message);

@@ -5,6 +5,7 @@
 
 #include "stsim/stsim-eval.h"
 #include "stsim/stsim-transfer.h"
+#include "io/bounded.h"
 
 #define DEFAULT_BATCH 128
 
@@ -65,6 +66,47 @@ seconds_since (gint64 t0)
   return (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC;
 }
 
+/* A NaN or infinite embedding would score as cosine 0 (SentEval's
+ * nan_to_num) and turn the table into nan without a word: refuse it,
+ * naming the sentence. */
+static gboolean
+check_finite (const StsimStsTask *task, const StsimStsSplit *split, const gsize *order, gsize m, gsize dim,
+              const float *buf1, const float *buf2, GError **error)
+{
+  for (gsize k = 0; k < m; k++)
+    for (int side = 0; side < 2; side++) {
+      const float *e = (side ? buf2 : buf1) + k * dim;
+      gsize j = 0;
+      while (j < dim && isfinite (e[j]))
+        j++;
+      if (j == dim)
+        continue;
+      const char *text = (side ? split->s2 : split->s1)[order[k]];
+      glong chars = g_utf8_strlen (text, -1);
+      g_autofree char *cut = g_utf8_substring (text, 0, MIN (chars, 60));
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_NUMERIC,
+                   "%s/%s: the embedding of sentence %d of line %u of %s (\"%s%s\") has a non-finite value "
+                   "(%s at dimension %" G_GSIZE_FORMAT "): the model overflows on it; check the model's weights",
+                   task->name, split->name, side + 1, split->lines[order[k]], split->path, cut,
+                   chars > 60 ? "..." : "", isnan (e[j]) ? "NaN" : "infinity", j);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* A reported correlation is a number: NaN means every predicted similarity
+ * was the same (a constant encoder), which printed a table of nan. */
+static gboolean
+check_correlation (const char *task, const char *split, double v, GError **error)
+{
+  if (isfinite (v))
+    return TRUE;
+  g_set_error (error, STSIM_ERROR, STSIM_ERROR_NUMERIC,
+               "%s/%s: the Spearman correlation is undefined: every predicted similarity is the same "
+               "(does the encoder give every sentence the same vector?)", task, split);
+  return FALSE;
+}
+
 /* Scores one split into @scores (file order). */
 static gboolean
 score_split (const StsimStsTask *task, const StsimStsSplit *split, const StsimStsEncoder *enc, gsize dim,
@@ -99,6 +141,8 @@ score_split (const StsimStsTask *task, const StsimStsSplit *split, const StsimSt
       return FALSE;
     }
     *encode_seconds += seconds_since (t0);
+    if (!check_finite (task, split, order + start, m, dim, buf1, buf2, error))
+      return FALSE;
     for (gsize k = 0; k < m; k++)
       scores[order[start + k]] = stsim_cosine (buf1 + k * dim, buf2 + k * dim, dim);
   }
@@ -371,6 +415,8 @@ stsim_sts_run (const StsimStsOptions *options, const StsimStsEncoder *encoder, J
 
     if (dev) {
       const StsimStsSplitResult *d = find_split (res, "dev");
+      if (!check_correlation (name, "dev", d->spearman, error))
+        goto fail;
       if (strcmp (name, "STSBenchmark") == 0)
         dev_primary = d->spearman;
       else {
@@ -382,6 +428,8 @@ stsim_sts_run (const StsimStsOptions *options, const StsimStsEncoder *encoder, J
     }
     /* The reported number: "all" Spearman for STS12-16, test Spearman for STS-B and SICK-R. */
     double headline = stsim_sts_task_has_splits (name) ? find_split (res, "test")->spearman : res->all_spearman;
+    if (!check_correlation (name, stsim_sts_task_has_splits (name) ? "test" : "all", headline, error))
+      goto fail;
     set_number (table, name, 100.0 * headline);
     g_autofree char *text = g_strdup_printf ("%.2f", 100.0 * headline);
     json_object_set_string_member (printed, name, text);
@@ -533,11 +581,7 @@ stsim_sts_report_write (JsonObject *report, const char *path, GError **error)
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
   json_node_set_object (root, report);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_pretty (gen, TRUE);
-  json_generator_set_root (gen, root);
-  gsize len = 0;
-  g_autofree char *text = json_generator_to_data (gen, &len);
+  g_autofree char *text = stsim_json_to_data (root, TRUE, NULL);
   g_autofree char *with_nl = g_strconcat (text, "\n", NULL);
   g_autoptr (GError) io_err = NULL;
   /* g_file_set_contents writes a temporary file beside @path and renames it. */

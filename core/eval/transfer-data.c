@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "stsim/stsim-transfer.h"
+#include "io/bounded.h"
 
 #define DATA_HINT "point --data (or STSIM_DATA) at a folder laid out like ../shared/data " \
                   "(senteval/downstream/MR, ...), see docs/evaluation.md"
@@ -73,7 +74,7 @@ lines_read (Lines *l, const char *dir, const char *file, gboolean latin1, gboole
   g_autoptr (GError) e = NULL;
   l->path = g_build_filename (dir, file, NULL);
   l->lines = g_ptr_array_new_with_free_func (g_free);
-  if (!g_file_get_contents (l->path, &text, &len, &e)) {
+  if (!stsim_file_get_contents (l->path, STSIM_LIMIT_DATA, &text, &len, &e)) {
     g_set_error (error, STSIM_ERROR, g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? STSIM_ERROR_NOT_FOUND
                                                                                           : STSIM_ERROR_IO,
                  "%s: %s; %s", l->path, e->message, DATA_HINT);

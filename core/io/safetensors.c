@@ -15,6 +15,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include "stsim/stsim-safetensors.h"
+#include "io/bounded.h"
 
 /* Data are little-endian in the file; the reader and writer copy them as is. */
 G_STATIC_ASSERT (G_BYTE_ORDER == G_LITTLE_ENDIAN);
@@ -119,31 +120,6 @@ shape_text (const gint64 *shape, guint n)
     g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
   g_string_append_c (s, ']');
   return g_string_free (s, FALSE);
-}
-
-/* Max nesting of [ and { outside strings; G_MAXINT when strings are unterminated. */
-static int
-json_depth (const char *s, gsize n)
-{
-  int depth = 0, max = 0;
-  gboolean in_str = FALSE;
-  for (gsize i = 0; i < n; i++) {
-    char c = s[i];
-    if (in_str) {
-      if (c == '\\')
-        i++;
-      else if (c == '"')
-        in_str = FALSE;
-    } else if (c == '"') {
-      in_str = TRUE;
-    } else if (c == '[' || c == '{') {
-      depth++;
-      max = MAX (max, depth);
-    } else if (c == ']' || c == '}') {
-      depth--;
-    }
-  }
-  return max;
 }
 
 /* A non-negative JSON integer. */
@@ -268,7 +244,7 @@ parse_header (StsimSafetensors *st, GError **error)
   const char *hdr = (const char *) data + 8;
   if (!g_utf8_validate_len (hdr, n, NULL))
     FAIL ("%s: the header is not UTF-8 JSON (not a safetensors file?)", path);
-  if (json_depth (hdr, n) > MAX_JSON_DEPTH)
+  if (stsim_json_depth (hdr, n, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
     FAIL ("%s: the header JSON nests deeper than %d levels", path, MAX_JSON_DEPTH);
   st->payload = data + 8 + n;
   st->payload_size = size - 8 - n;
@@ -385,6 +361,13 @@ stsim_safetensors_open (const char *path, GError **error)
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
+  /* Mapping a FIFO blocks and a device is no file: only regular files. */
+  GStatBuf sb;
+  if (g_stat (path, &sb) == 0 && !S_ISREG (sb.st_mode)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "%s: cannot open: not a regular file (%s)", path,
+                 S_ISDIR (sb.st_mode) ? "a folder" : S_ISFIFO (sb.st_mode) ? "a FIFO" : "a device or socket");
+    return NULL;
+  }
   g_autoptr(GError) local = NULL;
   GMappedFile *mf = g_mapped_file_new (path, FALSE, &local);
   if (!mf) {

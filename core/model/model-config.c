@@ -7,6 +7,7 @@
 #include "stsim/stsim-model.h"
 #include "model-private.h"
 #include "base/util.h"
+#include "io/bounded.h"
 
 const char *
 stsim_arch_name (StsimArch arch)
@@ -264,7 +265,7 @@ stsim_model_config_load (const char *config_json, StsimModelConfig *config, GErr
   g_return_val_if_fail (config_json != NULL && config != NULL, FALSE);
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local = NULL;
-  if (!json_parser_load_from_file (parser, config_json, &local)) {
+  if (!stsim_json_load_file (parser, config_json, STSIM_LIMIT_JSON, &local)) {
     if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND,
                    "%s does not exist (a model folder needs config.json)", config_json);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "stsim/stsim-model-encoder.h"
+#include "model-private.h"
 
 typedef struct {
   StsimModel *model;
@@ -120,12 +121,21 @@ stsim_model_encoder_create (const StsimParams *params, StsimContext *ctx, StsimA
   }
   if (model == NULL)
     return NULL;
+  /* A max_len the positions cannot hold failed only at the first evaluation. */
+  int max_len = (int) stsim_params_get_int (params, "max_len");
+  if (max_len > stsim_model_max_tokens (model)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID,
+                 "max_len = %d exceeds the %d positions of the model %s (max_position_embeddings %d): "
+                 "set max_len to %d or less", max_len, stsim_model_max_tokens (model),
+                 model_dir ? model_dir : config, cfg.max_position_embeddings, stsim_model_max_tokens (model));
+    return NULL;
+  }
   stsim_model_set_encode_batch (model, (int) stsim_params_get_int (params, "batch"));
 
   ModelEncoder *e = g_new0 (ModelEncoder, 1);
   e->model = g_steal_pointer (&model);
   e->pooler = pooler;
-  e->max_len = (int) stsim_params_get_int (params, "max_len");
+  e->max_len = max_len;
   return e;
 }
 

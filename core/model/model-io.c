@@ -17,6 +17,7 @@
 
 #include "model-private.h"
 #include "stsim/stsim-safetensors.h"
+#include "io/bounded.h"
 
 /* Tokenizer files kept with a model and written back on save. */
 static const char *const tokenizer_file_names[] = {
@@ -42,7 +43,7 @@ read_tokenizer_files (GHashTable *files, const char *dir, GError **error)
     char *contents = NULL;
     gsize len = 0;
     g_autoptr(GError) local = NULL;
-    if (!g_file_get_contents (path, &contents, &len, &local)) {
+    if (!stsim_file_get_contents (path, STSIM_LIMIT_VOCAB, &contents, &len, &local)) {
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "%s: %s", path, local->message);
       return FALSE;
     }

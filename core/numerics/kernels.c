@@ -30,7 +30,9 @@ fast_exp (float x)
   float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666671633720398f + r * (0.0416664853692054749f
             + r * (0.00833336077630519867f + r * 0.00139304355252534151f)))));
   FloatBits s;
-  s.i = (ni + 127) << 23;
+  /* Unsigned shift: for a NaN input ni is garbage (the result is NaN through
+   * p anyway), and a signed shift of a negative value is undefined. */
+  s.i = (gint32) ((guint32) (ni + 127) << 23);
   return p * s.f;
 }
 

@@ -57,6 +57,11 @@ static inline gboolean stsim_needs_grad (const StsimTensor *t) { return t && (t-
 #define STSIM_CLONES
 #endif
 
+/* C = alpha·op(A)·op(B) + beta·C, row-major (gemm.c): bit-identical at any
+ * thread count, whatever kernel OpenBLAS picks. */
+void  stsim_k_sgemm (gboolean ta, gboolean tb, gint64 M, gint64 N, gint64 K, float alpha, const float *A, gint64 lda,
+                     const float *B, gint64 ldb, float beta, float *C, gint64 ldc);
+
 /* Parallel when there is enough work: elements per thread below this stay serial. */
 #define STSIM_PAR_MIN 32768
 

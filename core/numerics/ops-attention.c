@@ -13,10 +13,9 @@
  * their softmax weight exactly 0 in fp32, so they are simply left out here.
  * (s, head) items are independent and write disjoint blocks of the
  * gradients, so they run in parallel with no reduction (deterministic). The
- * small per-item GEMMs go to cblas_sgemm, which OpenBLAS runs on the calling
+ * small per-item GEMMs go to stsim_k_sgemm, which OpenBLAS runs on the calling
  * thread inside an OpenMP region. P is saved; the dropout mask is
  * regenerated from the counter RNG in backward instead of being stored. */
-#include <cblas.h>
 #include <omp.h>
 #include "numerics-private.h"
 #include "numerics-profile.h"
@@ -165,14 +164,12 @@ attention_backward (StsimTape *tape, StsimNode *node)
       leaf_transpose (tbuf, vh, c->ldv, Kn, dh);
       leaf_rows_times_t (dP, Kn, dC, H, tbuf, Kn, R, dh, Kn, 1.0f, FALSE);
     } else {
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) R, (int) Kn, (int) dh,
-                   1.0f, dC, (int) H, vh, (int) c->ldv, 0.0f, dP, (int) Kn);
+      stsim_k_sgemm (FALSE, TRUE, R, Kn, dh, 1.0f, dC, H, vh, c->ldv, 0.0f, dP, Kn);
     }
     if (gv && small)
       leaf_t_times_rows (dv + s->offset * c->ldv + h * dh, c->ldv, Pused, R, Kn, dC, H, dh, 1.0f);
     else if (gv)
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (int) Kn, (int) dh, (int) R,
-                   1.0f, Pused, (int) Kn, dC, (int) H, 1.0f, dv + s->offset * c->ldv + h * dh, (int) c->ldv);
+      stsim_k_sgemm (TRUE, FALSE, Kn, dh, R, 1.0f, Pused, Kn, dC, H, 1.0f, dv + s->offset * c->ldv + h * dh, c->ldv);
     if (!gq && !gk)
       continue;
     if (c->p_drop > 0.0f)
@@ -195,11 +192,11 @@ attention_backward (StsimTape *tape, StsimNode *node)
       continue;
     }
     if (gq)
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) R, (int) dh, (int) Kn,
-                   scale, dP, (int) Kn, kh, (int) c->ldk, 1.0f, dq + s->offset * c->ldq + h * dh, (int) c->ldq);
+      stsim_k_sgemm (FALSE, FALSE, R, dh, Kn, scale,
+                     dP, Kn, kh, c->ldk, 1.0f, dq + s->offset * c->ldq + h * dh, c->ldq);
     if (gk)
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (int) Kn, (int) dh, (int) R,
-                   scale, dP, (int) Kn, qh, (int) c->ldq, 1.0f, dk + s->offset * c->ldk + h * dh, (int) c->ldk);
+      stsim_k_sgemm (TRUE, FALSE, Kn, dh, R, scale,
+                     dP, Kn, qh, c->ldq, 1.0f, dk + s->offset * c->ldk + h * dh, c->ldk);
   }
 }
 
@@ -290,8 +287,7 @@ attention_impl (StsimTape *tape, StsimTensor *tq, StsimTensor *tk, StsimTensor *
       leaf_transpose (tbuf, kh, c->ldk, Kn, dh);
       leaf_rows_times_t (P, Kn, qh, c->ldq, tbuf, Kn, R, dh, Kn, scale, FALSE);
     } else {
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) R, (int) Kn, (int) dh,
-                   scale, qh, (int) c->ldq, kh, (int) c->ldk, 0.0f, P, (int) Kn);
+      stsim_k_sgemm (FALSE, TRUE, R, Kn, dh, scale, qh, c->ldq, kh, c->ldk, 0.0f, P, Kn);
     }
     for (gint64 r = 0; r < R; r++)
       stsim_k_softmax_row (P + r * Kn, P + r * Kn, Kn);
@@ -307,8 +303,8 @@ attention_impl (StsimTape *tape, StsimTensor *tq, StsimTensor *tk, StsimTensor *
     if (small)   /* V rows are already [Kn, dh] with the right orientation */
       leaf_rows_times_t (out->data + s->offset * H + h * dh, H, Pused, Kn, vh, c->ldv, R, Kn, dh, 1.0f, FALSE);
     else
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) R, (int) dh, (int) Kn,
-                   1.0f, Pused, (int) Kn, vh, (int) c->ldv, 0.0f, out->data + s->offset * H + h * dh, (int) H);
+      stsim_k_sgemm (FALSE, FALSE, R, dh, Kn, 1.0f,
+                     Pused, Kn, vh, c->ldv, 0.0f, out->data + s->offset * H + h * dh, H);
   }
 
   if (rg) {

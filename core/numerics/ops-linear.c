@@ -3,8 +3,7 @@
  * Shape legend: N rows, In in-features, O out-features.
  *   linear forward   x [N, In], W [O, In], b [O]  ->  y [N, O] = act(x·Wᵀ + b)
  *   linear backward  dpre = dy ⊙ act'(.)  ;  dx (+)= dpre·W  ;  dW += dpreᵀ·x  ;  db += Σ_rows dpre
- * All GEMMs go to cblas_sgemm (OpenBLAS, OpenMP build: one thread pool). */
-#include <cblas.h>
+ * All GEMMs go to stsim_k_sgemm (gemm.c: thread-count independent). */
 #include "numerics-private.h"
 #include "numerics-profile.h"
 
@@ -33,15 +32,13 @@ linear_backward (StsimTape *tape, StsimNode *node)
     float beta;
     float *dx = stsim_grad_acquire (tape, x, &beta);
     STSIM_PROF_BEGIN (t0);
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) N, (int) In, (int) O,
-                 1.0f, dpre, (int) O, w->data, (int) In, beta, dx, (int) In);
+    stsim_k_sgemm (FALSE, FALSE, N, In, O, 1.0f, dpre, O, w->data, In, beta, dx, In);
     STSIM_PROF_END (t0, "linear.gemm.bwd", 2.0 * N * In * O);
   }
   if (stsim_needs_grad (w)) {
     float *dw = stsim_grad_acquire_acc (tape, w);
     STSIM_PROF_BEGIN (t0);
-    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (int) O, (int) In, (int) N,
-                 1.0f, dpre, (int) O, x->data, (int) In, 1.0f, dw, (int) In);
+    stsim_k_sgemm (TRUE, FALSE, O, In, N, 1.0f, dpre, O, x->data, In, 1.0f, dw, In);
     STSIM_PROF_END (t0, "linear.gemm.bwd", 2.0 * N * In * O);
   }
 }
@@ -70,8 +67,7 @@ stsim_linear_act (StsimTape *tape, StsimTensor *x, StsimTensor *w, StsimTensor *
     pre = stsim_tape_alloc (tape, (gsize) (N * O) * sizeof (float));
   STSIM_PROF_BEGIN (t0);
   if (N > 0)
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) N, (int) O, (int) In,
-                 1.0f, x->data, (int) In, w->data, (int) In, 0.0f, pre, (int) O);
+    stsim_k_sgemm (FALSE, TRUE, N, O, In, 1.0f, x->data, In, w->data, In, 0.0f, pre, O);
   STSIM_PROF_END (t0, "linear.gemm.fwd", 2.0 * N * In * O);
   STSIM_PROF_BEGIN (t1);
   if (act == STSIM_ACT_GELU && pre == y->data) {
@@ -121,11 +117,9 @@ matmul_backward (StsimTape *tape, StsimNode *node)
       const float *bb = b->data + (c->b_shared ? 0 : i * K * N);
       const float *dc = out->grad + i * M * N;
       if (!c->ta)  /* dA[M,K] = dC[M,N] · op(B)ᵀ */
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, c->tb ? CblasNoTrans : CblasTrans, (int) M, (int) K, (int) N,
-                     1.0f, dc, (int) N, bb, (int) ldb, beta, da + i * M * K, (int) lda);
+        stsim_k_sgemm (FALSE, !c->tb, M, K, N, 1.0f, dc, N, bb, ldb, beta, da + i * M * K, lda);
       else         /* dA[K,M] = op(B) · dCᵀ */
-        cblas_sgemm (CblasRowMajor, c->tb ? CblasTrans : CblasNoTrans, CblasTrans, (int) K, (int) M, (int) N,
-                     1.0f, bb, (int) ldb, dc, (int) N, beta, da + i * M * K, (int) lda);
+        stsim_k_sgemm (c->tb, TRUE, K, M, N, 1.0f, bb, ldb, dc, N, beta, da + i * M * K, lda);
     }
   }
   if (stsim_needs_grad (b)) {
@@ -137,11 +131,9 @@ matmul_backward (StsimTape *tape, StsimNode *node)
       float bt = (c->b_shared && i > 0) ? 1.0f : beta;
       float *dst = db + (c->b_shared ? 0 : i * K * N);
       if (!c->tb)  /* dB[K,N] = op(A)ᵀ · dC */
-        cblas_sgemm (CblasRowMajor, c->ta ? CblasNoTrans : CblasTrans, CblasNoTrans, (int) K, (int) N, (int) M,
-                     1.0f, aa, (int) lda, dc, (int) N, bt, dst, (int) ldb);
+        stsim_k_sgemm (!c->ta, FALSE, K, N, M, 1.0f, aa, lda, dc, N, bt, dst, ldb);
       else         /* dB[N,K] = dCᵀ · op(A) */
-        cblas_sgemm (CblasRowMajor, CblasTrans, c->ta ? CblasTrans : CblasNoTrans, (int) N, (int) K, (int) M,
-                     1.0f, dc, (int) N, aa, (int) lda, bt, dst, (int) ldb);
+        stsim_k_sgemm (TRUE, c->ta, N, K, M, 1.0f, dc, N, aa, lda, bt, dst, ldb);
     }
   }
 }
@@ -182,9 +174,8 @@ stsim_matmul (StsimTape *tape, StsimTensor *a, StsimTensor *b, gboolean trans_a,
   gint64 lda = trans_a ? M : K, ldb = trans_b ? K : N;
   for (gint64 i = 0; i < batch; i++)
     if (M > 0 && N > 0)
-      cblas_sgemm (CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                   (int) M, (int) N, (int) K, 1.0f, a->data + i * M * K, (int) lda,
-                   b->data + (shared ? 0 : i * K * N), (int) ldb, 0.0f, c->data + i * M * N, (int) N);
+      stsim_k_sgemm (trans_a, trans_b, M, N, K, 1.0f,
+                     a->data + i * M * K, lda, b->data + (shared ? 0 : i * K * N), ldb, 0.0f, c->data + i * M * N, N);
   if (rg) {
     StsimNode *n = stsim_tape_record (tape, "matmul", matmul_backward, c, a, b, NULL);
     MatmulCtx *ctx = stsim_tape_alloc (tape, sizeof (MatmulCtx));

@@ -10,7 +10,6 @@
  *   cosine        S = â·b̂ᵀ, â = a/max(‖a‖,1e-8)    dâ = dS·b̂ ; db̂ = dSᵀ·â ; then L2-normalise backward
  * Probabilities are recomputed from the logits and the saved per-row lse
  * in backward, so an [N, V] vocabulary softmax is never stored twice. */
-#include <cblas.h>
 #include "numerics-private.h"
 
 void stsim_l2_normalize_rows (float *y, float *norms, const float *x, gint64 N, gint64 C, float eps);
@@ -343,14 +342,12 @@ cosine_backward (StsimTape *tape, StsimNode *node)
   float *tmp = stsim_tape_alloc (tape, sizeof (float) * MAX (MAX (N, M) * D, 1));
   float beta;
   if (stsim_needs_grad (a)) {
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) N, (int) D, (int) M,
-                 1.0f, s->grad, (int) M, c->bh, (int) D, 0.0f, tmp, (int) D);
+    stsim_k_sgemm (FALSE, FALSE, N, D, M, 1.0f, s->grad, M, c->bh, D, 0.0f, tmp, D);
     float *da = stsim_grad_acquire (tape, a, &beta);
     stsim_l2_normalize_rows_backward (da, beta, tmp, c->ah, c->na, N, D, COS_EPS);
   }
   if (stsim_needs_grad (b)) {
-    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (int) M, (int) D, (int) N,
-                 1.0f, s->grad, (int) M, c->ah, (int) D, 0.0f, tmp, (int) D);
+    stsim_k_sgemm (TRUE, FALSE, M, D, N, 1.0f, s->grad, M, c->ah, D, 0.0f, tmp, D);
     float *db = stsim_grad_acquire (tape, b, &beta);
     stsim_l2_normalize_rows_backward (db, beta, tmp, c->bh, c->nb, M, D, COS_EPS);
   }
@@ -380,8 +377,7 @@ stsim_cosine_matrix (StsimTape *tape, StsimTensor *a, StsimTensor *b)
   gint64 shape[2] = { N, M };
   StsimTensor *s = stsim_tape_out (tape, 2, shape, rg);
   if (N > 0 && M > 0)
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) N, (int) M, (int) D,
-                 1.0f, c->ah, (int) D, c->bh, (int) D, 0.0f, s->data, (int) M);
+    stsim_k_sgemm (FALSE, TRUE, N, M, D, 1.0f, c->ah, D, c->bh, D, 0.0f, s->data, M);
   if (rg) {
     StsimNode *n = stsim_tape_record (tape, "cosine_matrix", cosine_backward, s, a, b, NULL);
     n->ctx = c;

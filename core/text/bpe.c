@@ -19,6 +19,7 @@
 
 #include <json-glib/json-glib.h>
 #include <string.h>
+#include "io/bounded.h"
 
 #define BPE_CACHE_MAX_ENTRIES 65536
 #define BPE_CACHE_MAX_PIECE   256   /* bytes; longer pieces are rare and not worth keeping */
@@ -490,7 +491,7 @@ static gboolean
 bpe_read_file (const char *path, const char *what, char **contents, gsize *len, GError **error)
 {
   g_autoptr(GError) local = NULL;
-  if (g_file_get_contents (path, contents, len, &local))
+  if (stsim_file_get_contents (path, STSIM_LIMIT_VOCAB, contents, len, &local))
     return TRUE;
   gboolean missing = g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT);
   g_set_error (error, STSIM_ERROR, missing ? STSIM_ERROR_NOT_FOUND : STSIM_ERROR_IO,
@@ -509,7 +510,7 @@ bpe_load_vocab (StsimBpe *bpe, const char *path, GError **error)
   if (!bpe_read_file (path, "vocabulary", &data, &len, error))
     return FALSE;
   g_autoptr(JsonParser) parser = json_parser_new_immutable ();
-  if (!json_parser_load_from_data (parser, data, (gssize) len, &local)) {
+  if (!stsim_json_load_data (parser, data, (gssize) len, &local)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_PARSE,
                  "%s: not valid JSON (%s); expected the vocab.json of a byte-level BPE model", path,
                  local->message);

@@ -11,6 +11,7 @@
 #include <json-glib/json-glib.h>
 #include "tokenizer-private.h"
 #include "unicode.h"
+#include "io/bounded.h"
 
 /* The tokens HF registers as special added tokens (all_special_tokens).
  * They are matched on the raw text before normalization (normalized=false),
@@ -96,7 +97,7 @@ read_bert_config (const char *path, gboolean *lowercase, GError **error)
 {
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local = NULL;
-  if (!json_parser_load_from_file (parser, path, &local)) {
+  if (!stsim_json_load_file (parser, path, STSIM_LIMIT_JSON, &local)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_PARSE, "%s: not valid JSON: %s", path, local->message);
     return FALSE;
   }

@@ -19,6 +19,7 @@
 #include "stsim/stsim-vocab.h"
 #include "tokenizer-private.h"
 #include "unicode.h"
+#include "io/bounded.h"
 
 typedef struct {
   guint32 off, len;   /* symbols[off .. off + len) */
@@ -208,6 +209,11 @@ stsim_vocab_trainer_add_file (StsimVocabTrainer *t, const char *path, GError **e
   g_return_val_if_fail (t != NULL && path != NULL, FALSE);
   if (g_file_test (path, G_FILE_TEST_IS_DIR)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "%s: is a folder, not a corpus file", path);
+    return FALSE;
+  }
+  /* Mapping a FIFO blocks and a device is no corpus: regular files only. */
+  if (g_file_test (path, G_FILE_TEST_EXISTS) && !g_file_test (path, G_FILE_TEST_IS_REGULAR)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "%s: not a regular file (a device, FIFO or socket)", path);
     return FALSE;
   }
   g_autoptr(GError) local = NULL;
@@ -800,10 +806,8 @@ save_bpe (StsimVocabTrainer *t, const char *dir, GError **error)
   }
   json_builder_end_object (b);
   g_autoptr(JsonNode) root = json_builder_get_root (b);
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, root);
   gsize len = 0;
-  g_autofree char *json = json_generator_to_data (gen, &len);
+  g_autofree char *json = stsim_json_to_data (root, FALSE, &len);
   g_autofree char *merges = merges_text (t);
   static const char config[] = "{\n  \"add_prefix_space\": false,\n  \"tokenizer_class\": \"RobertaTokenizer\"\n}\n";
   return write_file (dir, "vocab.json", json, len, error)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "tokenizer-private.h"
 #include "unicode.h"
+#include "io/bounded.h"
 
 /* HF's WordPiece default max_input_chars_per_word. */
 #define WORDPIECE_MAX_CHARS 100
@@ -312,7 +313,7 @@ stsim_wordpiece_init (StsimTokenizer *tok, const char *vocab_txt, gboolean lower
   g_autofree char *contents = NULL;
   gsize size = 0;
   g_autoptr(GError) local = NULL;
-  if (!g_file_get_contents (vocab_txt, &contents, &size, &local)) {
+  if (!stsim_file_get_contents (vocab_txt, STSIM_LIMIT_VOCAB, &contents, &size, &local)) {
     g_set_error (error, STSIM_ERROR, g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
                  ? STSIM_ERROR_NOT_FOUND : STSIM_ERROR_IO,
                  "%s: cannot read the WordPiece vocabulary: %s", vocab_txt, local->message);

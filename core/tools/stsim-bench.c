@@ -53,6 +53,7 @@
 #include "stsim/stsim-train.h"
 #include "numerics/numerics-profile.h"
 #include "tool-common.h"
+#include "io/bounded.h"
 
 #define VOCAB 30522
 #define N_PROFILE 64
@@ -275,7 +276,7 @@ static BatchSet *
 read_batch_file (const char *path, GError **error)
 {
   g_autoptr(JsonParser) p = json_parser_new ();
-  if (!json_parser_load_from_file (p, path, error)) {
+  if (!stsim_json_load_file (p, path, STSIM_LIMIT_CORPUS, error)) {
     g_prefix_error (error, "%s: ", path);
     return NULL;
   }
@@ -810,9 +811,7 @@ run_cell (void)
   }
   json_builder_end_object (b);
   g_autoptr(JsonNode) root = json_builder_get_root (b);
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, root);
-  g_autofree char *text = json_generator_to_data (gen, NULL);
+  g_autofree char *text = stsim_json_to_data (root, FALSE, NULL);
   printf ("%s\n", text);
   cell_clear (&c);
   return STSIM_EXIT_OK;
@@ -845,7 +844,7 @@ run_child (char **argv, char **envp, GError **error)
   char *line = strrchr (out, '\n');
   line = line ? line + 1 : out;
   g_autoptr(JsonParser) p = json_parser_new ();
-  if (!json_parser_load_from_data (p, line, -1, error) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p))) {
+  if (!stsim_json_load_data (p, line, -1, error) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p))) {
     g_prefix_error (error, "%s printed no JSON result: ", argv[0]);
     return NULL;
   }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include "tool-common.h"
+#include "io/bounded.h"
 
 #define LOCK_NAME    "stsim-data.lock"
 #define PARTIAL_NAME ".stsim-data-partial"
@@ -229,7 +230,7 @@ check_safetensors (const char *path, const char *name, GError **error)
   for (int i = 7; size >= 8 && i >= 0; i--)
     n = (n << 8) | p[i];
   g_autoptr(JsonParser) parser = json_parser_new ();
-  if (size < 8 || n > size - 8 || !json_parser_load_from_data (parser, (const char *) p + 8, (gssize) n, NULL) ||
+  if (size < 8 || n > size - 8 || !stsim_json_load_data (parser, (const char *) p + 8, (gssize) n, NULL) ||
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "%s: not a safetensors file (unreadable header)", name);
     return FALSE;
@@ -297,7 +298,7 @@ check_file (const DataFile *f, const char *path, const char *name, const char *l
                  name, st.min_fields, f->fields);
   if (!e && f->json) {
     g_autoptr(JsonParser) parser = json_parser_new_immutable ();
-    if (!json_parser_load_from_file (parser, path, NULL))
+    if (!stsim_json_load_file (parser, path, STSIM_LIMIT_VOCAB, NULL))
       g_set_error (&e, STSIM_ERROR, STSIM_ERROR_DATA, "%s: not valid JSON", name);
   }
   if (e || (f->safetensors && !check_safetensors (path, name, &e)) || (f->zip && !check_zip (path, name, &e))) {

@@ -12,10 +12,12 @@
  * invalid UTF-8 on a line, write error), 2 usage. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "stsim/stsim-model.h"
 #include "tool-common.h"
+#include "io/bounded.h"
 
 static char *opt_model = NULL;
 static char *opt_pooler = NULL;
@@ -77,24 +79,24 @@ run (void)
 
   /* Read every line first: the model sorts the whole input by length. */
   g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
-  char *line = NULL;
-  size_t cap = 0;
-  ssize_t got;
-  while ((got = getline (&line, &cap, stdin)) >= 0) {
-    gsize n = (gsize) got;
-    if (n > 0 && line[n - 1] == '\n')
-      n--;
-    if (!g_utf8_validate (line, (gssize) n, NULL)) {
+  g_autoptr(GString) line = g_string_new (NULL);
+  gsize total = 0, total_limit = stsim_input_limit (STSIM_LIMIT_CORPUS);
+  while (stsim_stream_read_line (stdin, "<stdin>", lines->len + 1, STSIM_LIMIT_LINE, line, &error)) {
+    if (!g_utf8_validate (line->str, (gssize) line->len, NULL)) {
       g_printerr ("%s: <stdin>:%u: invalid UTF-8 (or a NUL byte); the input must be UTF-8 text\n",
                   g_get_prgname (), lines->len + 1);
-      free (line);
       return STSIM_EXIT_INVALID;
     }
-    g_ptr_array_add (lines, g_strndup (line, n));
+    /* Every line is kept (the model sorts them by length): bound the sum too. */
+    if ((total += line->len + 1) > total_limit) {
+      g_printerr ("%s: <stdin>: more than %" G_GSIZE_FORMAT " MiB of input, over the limit; "
+                  "set STSIM_MAX_INPUT_MB to raise it\n", g_get_prgname (), total_limit / STSIM_MIB);
+      return STSIM_EXIT_INVALID;
+    }
+    g_ptr_array_add (lines, g_strndup (line->str, line->len));
   }
-  free (line);
-  if (ferror (stdin)) {
-    g_printerr ("%s: reading stdin failed at line %u\n", g_get_prgname (), lines->len + 1);
+  if (error) {
+    tool_print_error (error);
     return STSIM_EXIT_INVALID;
   }
 
@@ -123,6 +125,15 @@ run (void)
       tool_print_error (error);
     return STSIM_EXIT_INVALID;
   }
+
+  /* A NaN or infinite embedding is a model that overflows, not a result. */
+  for (gsize i = 0; i < n * d; i++)
+    if (!isfinite (emb[i])) {
+      g_printerr ("%s: <stdin>:%" G_GSIZE_FORMAT ": the embedding has a non-finite value (%s at dimension %"
+                  G_GSIZE_FORMAT "): the model overflows on this sentence; check the model's weights\n",
+                  g_get_prgname (), i / d + 1, isnan (emb[i]) ? "NaN" : "infinity", i % d);
+      return STSIM_EXIT_INVALID;
+    }
 
   if (opt_npy) {
     g_autoptr(GBytes) npy = npy_bytes (emb, n, d);

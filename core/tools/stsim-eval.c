@@ -14,6 +14,7 @@
 #include "stsim/stsim-transfer.h"
 #include "stsim/stsim-registry.h"
 #include "tool-common.h"
+#include "io/bounded.h"
 
 static gsize
 enc_dim (gpointer user_data)
@@ -45,7 +46,7 @@ read_model_type (const char *dir, GError **error)
                  "checkpoint folder with config.json)", dir);
     return NULL;
   }
-  if (!json_parser_load_from_file (parser, path, &e)) {
+  if (!stsim_json_load_file (parser, path, STSIM_LIMIT_JSON, &e)) {
     g_set_error (error, STSIM_ERROR, g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? STSIM_ERROR_NOT_FOUND
                                                                                           : STSIM_ERROR_PARSE,
                  "%s: %s", path, e->message);

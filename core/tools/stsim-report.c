@@ -24,6 +24,7 @@
 #include "stsim/stsim-eval.h"
 #include "tool-common.h"
 #include "train/curves.h"
+#include "io/bounded.h"
 
 /* Columns of a run: the seven tasks in table order, then these. */
 enum { N_TASKS = 7, COL_AVG = N_TASKS, COL_DEV, COL_TIME, N_COLS };
@@ -159,7 +160,7 @@ read_results (Run *run, GError **error)
 {
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) e = NULL;
-  if (!json_parser_load_from_file (parser, run->results, &e)) {
+  if (!stsim_json_load_file (parser, run->results, STSIM_LIMIT_JSON, &e)) {
     g_set_error (error, STSIM_ERROR, g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? STSIM_ERROR_NOT_FOUND
                                                                                           : STSIM_ERROR_PARSE,
                  "%s: %s", run->results, e->message);
@@ -196,7 +197,7 @@ read_metrics (Run *run, GError **error)
 {
   g_autofree char *text = NULL;
   g_autoptr(GError) e = NULL;
-  if (!g_file_get_contents (run->metrics, &text, NULL, &e)) {
+  if (!stsim_file_get_contents (run->metrics, STSIM_LIMIT_METRICS, &text, NULL, &e)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "%s: %s", run->metrics, e->message);
     return FALSE;
   }
@@ -206,7 +207,7 @@ read_metrics (Run *run, GError **error)
     if (!*l)
       continue;
     g_autoptr(JsonParser) parser = json_parser_new ();
-    JsonNode *root = json_parser_load_from_data (parser, l, -1, NULL) ? json_parser_get_root (parser) : NULL;
+    JsonNode *root = stsim_json_load_data (parser, l, -1, NULL) ? json_parser_get_root (parser) : NULL;
     if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_PARSE, "%s:%u: not a JSON object; every line of metrics.jsonl is "
                    "one JSON object", run->metrics, i + 1);

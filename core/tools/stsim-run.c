@@ -278,6 +278,14 @@ main (int argc, char **argv)
     tool_print_failure_hint (reg);
     return fail (error);
   }
+  /* A recipe with nothing to evaluate or train used to "succeed" doing nothing. */
+  if (stsim_recipe_count_kind (recipe, STSIM_KIND_OBJECTIVE) == 0 &&
+      stsim_recipe_count_kind (recipe, STSIM_KIND_EVALUATOR) == 0) {
+    g_set_error (&error, STSIM_ERROR, STSIM_ERROR_RECIPE,
+                 "%s: nothing to run: a recipe needs an [encoder] section and [evaluator] sections to evaluate "
+                 "it, or [train] and [objective] sections to train it (see recipes/quickstart.ini)", args[1]);
+    return fail (error);
+  }
   if (rank0) {
     tool_print_warnings (recipe);
     print_plan (recipe);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "stsim/stsim-tokenizer.h"
+#include "io/bounded.h"
 
 static char *opt_model = NULL;
 static gint opt_max_len = 0;
@@ -73,18 +74,13 @@ main (int argc, char **argv)
 
   g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint32));
   g_autoptr(GString) out = g_string_sized_new (1 << 16);
-  char *line = NULL;
-  size_t cap = 0;
-  ssize_t got;
+  g_autoptr(GString) line = g_string_new (NULL);
   guint64 lineno = 0;
   int status = 0;
-  while ((got = getline (&line, &cap, stdin)) >= 0) {
+  while (stsim_stream_read_line (stdin, "<stdin>", lineno + 1, STSIM_LIMIT_LINE, line, &error)) {
     lineno++;
-    gsize n = (gsize) got;
-    if (n > 0 && line[n - 1] == '\n')
-      n--;
     g_array_set_size (ids, 0);
-    if (!stsim_tokenizer_encode (tok, line, (gssize) n, opt_max_len, ids, &error)) {
+    if (!stsim_tokenizer_encode (tok, line->str, (gssize) line->len, opt_max_len, ids, &error)) {
       g_printerr ("stsim-tokenize: <stdin>:%" G_GUINT64_FORMAT ": %s\n", lineno, error->message);
       status = 1;
       break;
@@ -101,8 +97,8 @@ main (int argc, char **argv)
       g_string_truncate (out, 0);
     }
   }
-  if (status == 0 && ferror (stdin)) {
-    g_printerr ("stsim-tokenize: reading stdin failed at line %" G_GUINT64_FORMAT "\n", lineno + 1);
+  if (status == 0 && error) {
+    g_printerr ("stsim-tokenize: %s\n", error->message);
     status = 1;
   }
   if (out->len && fwrite (out->str, 1, out->len, stdout) != out->len)
@@ -111,7 +107,6 @@ main (int argc, char **argv)
     g_printerr ("stsim-tokenize: writing stdout failed\n");
     status = 1;
   }
-  free (line);
   g_free (opt_model);
   return status;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "io/bounded.h"
 
 /* libgomp reads OMP_WAIT_POLICY once, when it is loaded, before main(). Its
  * default spins at every barrier; when the other core is busy, each small
@@ -97,12 +98,7 @@ tool_print_warnings (const StsimRecipe *recipe)
 char *
 tool_json_to_string (JsonNode *node)
 {
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autofree char *text = NULL;
-
-  json_generator_set_root (gen, node);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
+  g_autofree char *text = stsim_json_to_data (node, TRUE, NULL);
   return g_strconcat (text, "\n", NULL);
 }
 

@@ -6,7 +6,9 @@
 #include "stsim/stsim-train.h"
 
 #include <csv.h>
+#include <stdlib.h>
 #include <string.h>
+#include "io/bounded.h"
 
 typedef struct {
   char  *text;   /* V texts joined by NULs: text, text + off[1], ... */
@@ -95,7 +97,7 @@ load_line_file (StsimCorpus *c, const char *path, GError **error)
   gsize len = 0;
   GError *local = NULL;
 
-  if (!g_file_get_contents (path, &data, &len, &local)) {
+  if (!stsim_file_get_contents (path, STSIM_LIMIT_CORPUS, &data, &len, &local)) {
     g_set_error (error, STSIM_ERROR, local->code == G_FILE_ERROR_NOENT ? STSIM_ERROR_NOT_FOUND : STSIM_ERROR_IO,
                  "corpus: %s", local->message);
     g_error_free (local);
@@ -138,7 +140,7 @@ load_line_file (StsimCorpus *c, const char *path, GError **error)
     p = nl ? nl + 1 : end;
   }
   /* A last line without '\n' is terminated by the NUL that
-   * g_file_get_contents always appends. */
+   * stsim_file_get_contents always appends. */
   return TRUE;
 }
 
@@ -224,9 +226,24 @@ stsim_corpus_load_lines (const char *const *paths, GError **error)
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "corpus: no file given");
     return NULL;
   }
-  for (guint i = 0; i < files->len; i++)
-    if (!load_line_file (c, g_ptr_array_index (files, i), error))
+  /* A file reached twice (listed twice, or through two patterns or links)
+   * is read once, at its first place, so that it does not count double. */
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  for (guint i = 0; i < files->len; i++) {
+    const char *file = g_ptr_array_index (files, i);
+    char *real = realpath (file, NULL);
+    char *key = real ? g_strdup (real) : g_strdup (file);
+    free (real);
+    const char *first = g_hash_table_lookup (seen, key);
+    if (first) {
+      g_printerr ("corpus: %s is the same file as %s, listed before: read once\n", file, first);
+      g_free (key);
+      continue;
+    }
+    g_hash_table_insert (seen, key, g_strdup (file));
+    if (!load_line_file (c, file, error))
       return NULL;
+  }
   if (c->ex->len == 0) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_DATA, "corpus: %s%s holds no sentence (every line is empty)",
                  (char *) g_ptr_array_index (files, 0), files->len > 1 ? " and the other files" : "");
@@ -354,7 +371,7 @@ stsim_corpus_load_csv (const char *path, const char *const *columns, GError **er
   gsize len = 0;
   GError *local = NULL;
 
-  if (!g_file_get_contents (path, &data, &len, &local)) {
+  if (!stsim_file_get_contents (path, STSIM_LIMIT_CORPUS, &data, &len, &local)) {
     g_set_error (error, STSIM_ERROR, local->code == G_FILE_ERROR_NOENT ? STSIM_ERROR_NOT_FOUND : STSIM_ERROR_IO,
                  "pairs: %s", local->message);
     g_error_free (local);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "stsim/stsim-error.h"
+#include "io/bounded.h"
 
 /* ---- reading metrics.jsonl ----------------------------------------------------------- */
 
@@ -110,7 +111,7 @@ parse_line (Curves *c, const char *text, const char *path, guint line, GError **
 {
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) e = NULL;
-  if (!json_parser_load_from_data (parser, text, -1, &e)) {
+  if (!stsim_json_load_data (parser, text, -1, &e)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_PARSE, "%s:%u: not valid JSON (%s); every line of metrics.jsonl "
                  "is one JSON object", path, line, e->message);
     return FALSE;
@@ -165,7 +166,7 @@ curves_read (Curves *c, const char *path, GError **error)
 {
   g_autofree char *text = NULL;
   g_autoptr(GError) e = NULL;
-  if (!g_file_get_contents (path, &text, NULL, &e)) {
+  if (!stsim_file_get_contents (path, STSIM_LIMIT_METRICS, &text, NULL, &e)) {
     g_set_error (error, STSIM_ERROR, g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? STSIM_ERROR_NOT_FOUND
                                                                                            : STSIM_ERROR_IO,
                  "cannot read %s: %s", path, e->message);

@@ -19,6 +19,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include "stsim/stsim-safetensors.h"
+#include "io/bounded.h"
 
 #define STATE_FILE "state.safetensors"
 #define STATE_KEY "stsim.train_state"
@@ -119,10 +120,8 @@ stsim_trainer_save_state (StsimTrainer *tr, GError **error)
         !stsim_safetensors_writer_add_f32 (w, "head.bn2.running_var", &n2, 1, tr->bn_rv2, error))
       return FALSE;
   }
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  g_autofree char *meta = json_generator_to_data (gen, NULL);
+  g_autofree char *meta = stsim_json_to_data (root, FALSE, NULL);
   if (!stsim_safetensors_writer_set_metadata (w, "format", "stsim trainer state", error) ||
       !stsim_safetensors_writer_set_metadata (w, STATE_KEY, meta, error))
     return FALSE;
@@ -184,7 +183,7 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
     return FALSE;
   const char *meta = stsim_safetensors_get_metadata (r, STATE_KEY);
   g_autoptr(JsonParser) parser = json_parser_new ();
-  if (!meta || !json_parser_load_from_data (parser, meta, -1, NULL) ||
+  if (!meta || !stsim_json_load_data (parser, meta, -1, NULL) ||
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: not a stsim trainer state (no '%s' metadata)", path,
                  STATE_KEY);

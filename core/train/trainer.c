@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include "io/bounded.h"
 
 /* ---- the [train] section ------------------------------------------------------ */
 
@@ -382,6 +383,13 @@ setup (StsimTrainer *tr, GError **error)
 
   /* optimisation */
   tr->batch_size = stsim_params_get_int (p, "batch_size");
+  if (stsim_corpus_get_n (tr->corpus) < tr->batch_size) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
+                 "[train] batch_size = %" G_GSIZE_FORMAT " but the corpus has only %" G_GSIZE_FORMAT " examples: "
+                 "a batch needs that many distinct sentences; lower batch_size or give a larger corpus",
+                 tr->batch_size, stsim_corpus_get_n (tr->corpus));
+    return FALSE;
+  }
   if (tr->world > 1 && (tr->batch_size < (gsize) tr->world || stsim_corpus_get_n (tr->corpus) < (gsize) tr->world)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
                  "[train] batch_size = %" G_GSIZE_FORMAT " (corpus: %" G_GSIZE_FORMAT " examples) cannot be split "
@@ -604,10 +612,8 @@ interval_add_term (Interval *iv, const char *name, double v)
 static gboolean
 append_metrics (StsimTrainer *tr, JsonBuilder *b, GError **error)
 {
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  g_autofree char *line = json_generator_to_data (gen, NULL);
+  g_autofree char *line = stsim_json_to_data (root, FALSE, NULL);
   FILE *f = g_fopen (tr->metrics_path, "a");
   if (!f) {
     int e = errno;
@@ -625,7 +631,7 @@ static gboolean
 truncate_metrics (StsimTrainer *tr, GError **error)
 {
   g_autofree char *text = NULL;
-  if (!g_file_get_contents (tr->metrics_path, &text, NULL, NULL))
+  if (!stsim_file_get_contents (tr->metrics_path, STSIM_LIMIT_METRICS, &text, NULL, NULL))
     return TRUE;
   GString *kept = g_string_new (NULL);
   g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
@@ -633,7 +639,7 @@ truncate_metrics (StsimTrainer *tr, GError **error)
     if (!*lines[i])
       continue;
     g_autoptr(JsonParser) p = json_parser_new ();
-    if (!json_parser_load_from_data (p, lines[i], -1, NULL) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
+    if (!stsim_json_load_data (p, lines[i], -1, NULL) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
       continue;  /* a line cut by the kill */
     JsonObject *o = json_node_get_object (json_parser_get_root (p));
     if ((guint64) json_object_get_int_member_with_default (o, "step", 0) > tr->step)
@@ -792,10 +798,7 @@ finish_run (StsimTrainer *tr, double train_seconds, GError **error)
   json_object_set_object_member (report, "training", t);
   g_autofree char *path = g_build_filename (tr->out_dir, "results.json", NULL);
   g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), report);
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, node);
-  json_generator_set_pretty (gen, TRUE);
-  g_autofree char *text = json_generator_to_data (gen, NULL);
+  g_autofree char *text = stsim_json_to_data (node, TRUE, NULL);
   if (!stsim_train_write_file (path, text, -1, error))
     return FALSE;
   if (!tr->options.quiet) {

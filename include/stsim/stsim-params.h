@@ -27,7 +27,7 @@ typedef enum {
   STSIM_PARAM_BOOL,     /* true/false (also yes/no, on/off, 1/0) */
   STSIM_PARAM_INT,      /* 64-bit signed; range [min, max] when min < max */
   STSIM_PARAM_DOUBLE,   /* finite double; range [min, max] when min < max */
-  STSIM_PARAM_STRING,   /* any UTF-8 text */
+  STSIM_PARAM_STRING,   /* any UTF-8 text; with choices "a|b|c": a comma-separated list of them */
   STSIM_PARAM_ENUM,     /* one of choices "a|b|c" */
   STSIM_PARAM_PATH,     /* a file or folder; ${data} and ${recipe_dir} expand */
   STSIM_PARAM_REFS,     /* comma-separated labels of other sections ("teacher.t1, teacher.t2");
@@ -46,7 +46,7 @@ typedef struct {
   StsimParamType  type;
   const char     *default_value; /* NULL: no default (unset unless given) */
   double          min, max;      /* INT/DOUBLE bounds, inclusive, used when min < max */
-  const char     *choices;       /* ENUM: "a|b|c"; REFS: required kind or NULL */
+  const char     *choices;       /* ENUM, STRING list: "a|b|c"; REFS: required kind or NULL */
   const char     *blurb;         /* one line, shown by stsim-inspect */
   guint           flags;         /* StsimParamFlags */
 } StsimParamSpec;

@@ -169,6 +169,35 @@ test_string (void)
   g_assert_error (error, STSIM_ERROR, STSIM_ERROR_ENCODING);
 }
 
+/* STRING with choices: a comma-separated list of them, checked item by item. */
+static void
+test_string_list (void)
+{
+  static const StsimParamSpec specs[] = {
+    { "tasks", STSIM_PARAM_STRING, "a,b", .choices = "alpha|beta|a|b", .blurb = "list" },
+    { NULL }
+  };
+  g_autoptr(GError) error = NULL;
+  g_assert_true (stsim_param_specs_validate (specs, "t", &error));
+  g_autoptr(StsimParams) p = stsim_params_new (specs);
+  g_assert_true (stsim_params_set (p, "tasks", "alpha, beta,a", NULL));
+  g_assert_cmpstr (stsim_params_get_string (p, "tasks"), ==, "alpha, beta,a");
+  g_assert_false (stsim_params_set (p, "tasks", "alpha,betta", &error));
+  g_assert_error (error, STSIM_ERROR, STSIM_ERROR_INVALID);
+  g_assert_cmpstr (error->message, ==, "tasks: 'betta' is not one of alpha|beta|a|b (did you mean 'beta'?)");
+  g_clear_error (&error);
+  g_assert_false (stsim_params_set (p, "tasks", " , ", &error));
+  g_assert_nonnull (strstr (error->message, "tasks: empty list"));
+  g_clear_error (&error);
+  /* A default outside the choices is a bad table. */
+  static const StsimParamSpec bad[] = {
+    { "tasks", STSIM_PARAM_STRING, "gamma", .choices = "alpha|beta", .blurb = "list" },
+    { NULL }
+  };
+  g_assert_false (stsim_param_specs_validate (bad, "t", &error));
+  g_assert_nonnull (strstr (error->message, "default of parameter 'tasks' is invalid"));
+}
+
 static void
 test_enum (void)
 {
@@ -407,6 +436,7 @@ main (int argc, char **argv)
   g_test_add_func ("/params/int", test_int);
   g_test_add_func ("/params/double", test_double);
   g_test_add_func ("/params/string", test_string);
+  g_test_add_func ("/params/string-list", test_string_list);
   g_test_add_func ("/params/enum", test_enum);
   g_test_add_func ("/params/path", test_path);
   g_test_add_func ("/params/refs", test_refs);

@@ -3,6 +3,8 @@
  * invalid UTF-8 named by line, usage errors with status 2. */
 #include <gio/gio.h>
 #include "model-test-util.h"
+#include "test-util.h"
+#include "test-util-model.h"
 
 static const char *tool;
 
@@ -178,6 +180,40 @@ test_errors (void)
   }
 }
 
+/* Finite but huge weights overflow to NaN: exit 1 naming the line, no -nan printed. */
+static void
+test_non_finite (void)
+{
+  g_autofree char *bert = fixture_dir ("bert-tiny");
+  g_autofree char *tmp = make_tmp_dir ();
+  g_autofree char *model = g_build_filename (tmp, "huge", NULL);
+  stsim_test_make_overflowing_model (bert, model);
+  Run r = run ("a man\n", 6, (const char *[]) { "--model", model, "--pooler", "avg", NULL });
+  g_test_message ("%s", r.err);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "<stdin>:1"));
+  g_assert_nonnull (strstr (r.err, "non-finite"));
+  g_assert_null (strstr (r.out, "nan"));
+  run_clear (&r);
+  stsim_test_remove_tree (tmp);
+}
+
+/* An endless or oversized standard input: a clear error, not unbounded memory. */
+static void
+test_input_limits (void)
+{
+  g_autofree char *bert = fixture_dir ("bert-tiny");
+  /* A 1 MiB + 1 line with no newline (what /dev/zero looks like, NULs aside). */
+  gsize n = (1 << 20) + 1;
+  g_autofree char *big = g_malloc (n);
+  memset (big, 'a', n);
+  Run r = run (big, n, (const char *[]) { "--model", bert, NULL });
+  g_test_message ("%s", r.err);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "<stdin>:1: line longer than 1 MiB"));
+  run_clear (&r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -188,5 +224,7 @@ main (int argc, char **argv)
   g_test_add_func ("/encoders/tool/text", test_text);
   g_test_add_func ("/encoders/tool/npy", test_npy);
   g_test_add_func ("/encoders/tool/errors", test_errors);
+  g_test_add_func ("/encoders/tool/non-finite", test_non_finite);
+  g_test_add_func ("/encoders/tool/input-limits", test_input_limits);
   return g_test_run ();
 }

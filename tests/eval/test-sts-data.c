@@ -427,6 +427,59 @@ test_loop_encoder_error (void)
   g_assert_nonnull (strstr (err->message, "the network produced NaN"));
 }
 
+static gboolean
+nan_encode (gpointer user_data, const char *const *s, gsize n, float *out, GError **error)
+{
+  for (gsize i = 0; i < n * 4; i++)
+    out[i] = i == 6 ? NAN : 1.0f;
+  return TRUE;
+}
+
+static gboolean
+constant_encode (gpointer user_data, const char *const *s, gsize n, float *out, GError **error)
+{
+  for (gsize i = 0; i < n * 4; i++)
+    out[i] = (float) (i % 4 + 1);
+  return TRUE;
+}
+
+static gsize
+four (gpointer user_data)
+{
+  return 4;
+}
+
+/* A NaN in an embedding scored as cosine 0 (SentEval's nan_to_num), and a
+ * constant encoder gave NaN correlations: both printed a table of nan with
+ * success. Now errors naming the task, split, line and sentence. */
+static void
+test_non_finite (void)
+{
+  g_autoptr (GError) err = NULL;
+  g_autoptr (StsimStsTask) task = stsim_sts_task_load (data_dir (), "STS16", &err);
+  g_assert_no_error (err);
+  StsimStsEncoder enc = { four, NULL, nan_encode, NULL };
+  g_autoptr (StsimStsTaskResult) res = NULL;
+  g_assert_false (stsim_sts_task_evaluate (task, &enc, NULL, 0, &res, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_NUMERIC);
+  g_test_message ("%s", err->message);
+  g_assert_nonnull (strstr (err->message, "STS16/answer-answer: the embedding of sentence 1 of line "));
+  g_assert_nonnull (strstr (err->message, "(NaN at dimension 2)"));
+  g_clear_error (&err);
+
+  StsimStsEncoder same = { four, NULL, constant_encode, NULL };
+  StsimStsOptions opts = { .data_dir = data_dir (), .tasks = "STS16" };
+  g_autoptr (JsonObject) report = json_object_new ();
+  g_assert_false (stsim_sts_run (&opts, &same, report, NULL, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_NUMERIC);
+  g_assert_nonnull (strstr (err->message, "STS16/all: the Spearman correlation is undefined"));
+  g_clear_error (&err);
+  StsimStsOptions dev = { .data_dir = data_dir (), .mode = STSIM_EVAL_DEV };
+  g_autoptr (JsonObject) report2 = json_object_new ();
+  g_assert_false (stsim_sts_run (&dev, &same, report2, NULL, &err));
+  g_assert_nonnull (strstr (err->message, "STSBenchmark/dev: the Spearman correlation is undefined"));
+}
+
 static void
 test_run_bad_task_list (void)
 {
@@ -446,6 +499,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/sts/data/normalize", test_normalize);
+  g_test_add_func ("/sts/loop/non-finite", test_non_finite);
   g_test_add_func ("/sts/data/semeval-good", test_read_semeval_good);
   g_test_add_func ("/sts/data/benchmark-quotes", test_read_benchmark_quotes);
   g_test_add_func ("/sts/data/sick-crlf", test_read_sick_crlf);

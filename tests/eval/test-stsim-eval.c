@@ -8,6 +8,9 @@
 #include <glib/gstdio.h>
 #include <sys/wait.h>
 
+#include "test-util.h"
+#include "test-util-model.h"
+
 static const char *tool_path;
 
 typedef struct {
@@ -249,6 +252,25 @@ test_transfer (void)
   g_rmdir (empty);
 }
 
+/* Finite but huge weights give NaN embeddings: exit 1 naming the task, the
+ * line and the sentence instead of a table of nan. */
+static void
+test_non_finite_embedding (void)
+{
+  g_autofree char *bert = g_test_build_filename (G_TEST_DIST, "fixtures", "models", "bert-tiny", NULL);
+  g_autofree char *tmp = g_dir_make_tmp ("stsim-eval-XXXXXX", NULL);
+  g_autofree char *model = g_build_filename (tmp, "huge", NULL);
+  stsim_test_make_overflowing_model (bert, model);
+  Run r = run_tool ("--model", model, "--set", "max_len=64", "--tasks", "STSBenchmark", "--skip-train", NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "STSBenchmark/"));
+  g_assert_nonnull (strstr (r.err, "non-finite value (NaN"));
+  g_assert_nonnull (strstr (r.err, "of line "));
+  g_assert_null (strstr (r.out, "nan"));
+  run_clear (&r);
+  stsim_test_remove_tree (tmp);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -266,5 +288,6 @@ main (int argc, char **argv)
   g_test_add_func ("/sts/tool/model-dir", test_model_dir);
   g_test_add_func ("/sts/tool/model-dir-checkpoint", test_model_dir_checkpoint);
   g_test_add_func ("/sts/tool/transfer", test_transfer);
+  g_test_add_func ("/sts/tool/non-finite-embedding", test_non_finite_embedding);
   return g_test_run ();
 }

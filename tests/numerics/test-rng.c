@@ -209,20 +209,24 @@ result_clear (RunResult *r)
 static void
 test_threads_bit_identical (void)
 {
-  RunResult a, b, c;
+  RunResult a, b, c, d;
   run_block (42, 1, &a);
   run_block (42, 2, &b);
   run_block (43, 2, &c);
+  run_block (42, 3, &d);
+  g_assert_cmpmem (a.out, sizeof (float) * a.n_out, d.out, sizeof (float) * d.n_out);
+  g_assert_cmpmem (a.gw, sizeof (float) * a.n_w, d.gw, sizeof (float) * d.n_w);
   g_assert_cmpmem (a.out, sizeof (float) * a.n_out, b.out, sizeof (float) * b.n_out);
   g_assert_cmpmem (a.gx, sizeof (float) * a.n_x, b.gx, sizeof (float) * b.n_x);
   g_assert_cmpmem (a.gw, sizeof (float) * a.n_w, b.gw, sizeof (float) * b.n_w);
   g_assert_true (memcmp (a.out, c.out, sizeof (float) * a.n_out) != 0);
-  g_test_message ("forward output, input gradient and weight gradient bit-identical at 1 and 2 threads (%"
+  g_test_message ("forward output, input gradient and weight gradient bit-identical at 1, 2 and 3 threads (%"
                   G_GINT64_FORMAT " + %" G_GINT64_FORMAT " + %" G_GINT64_FORMAT " floats); seed 43 differs",
                   a.n_out, a.n_x, a.n_w);
   result_clear (&a);
   result_clear (&b);
   result_clear (&c);
+  result_clear (&d);
   stsim_set_threads (0);
 }
 

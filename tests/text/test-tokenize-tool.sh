@@ -45,6 +45,13 @@ check "invalid UTF-8 exit status" "1" "$?"
 grep -q '<stdin>:3: invalid UTF-8 at byte 5' "$tmp/err"
 check "invalid UTF-8 message names line 3 and byte 5" "0" "$?"
 
+# Endless standard input (/dev/zero: one line of NULs that never ends):
+# exit 1 at the line limit instead of reading until memory runs out.
+timeout 10 "$tool" --model "$model" </dev/zero >/dev/null 2>"$tmp/err3"
+check "/dev/zero on stdin exit status" "1" "$?"
+grep -q '<stdin>:1: line longer than 1 MiB' "$tmp/err3"
+check "/dev/zero on stdin message" "0" "$?"
+
 # Usage errors exit 2.
 printf 'x\n' | "$tool" >/dev/null 2>&1
 check "missing --model" "2" "$?"

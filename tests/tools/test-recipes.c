@@ -5,6 +5,7 @@
  * touching this test. Model folders and runs/ outputs need not exist:
  * validation does not open them. */
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -108,6 +109,30 @@ test_quickstart_overrides (void)
   g_assert_nonnull (strstr (err, "[encoder] pooler = cls evaluates through the MLP"));
 }
 
+/* stsim-inspect --recipe refuses an unknown STS task as stsim-run does
+ * (it checked only the parameter's type before). */
+static void
+test_unknown_sts_task (void)
+{
+  const char *inspect = g_getenv ("STSIM_INSPECT");
+  const char *plugins = g_getenv ("STSIM_PLUGIN_PATH");
+  g_autofree char *tmp = g_dir_make_tmp ("stsim-recipes-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (tmp, "bad-task.ini", NULL);
+  g_assert_true (g_file_set_contents (path, "[encoder]\nuse = bow-idf\n[evaluator.sts]\nuse = sts\n"
+                                            "tasks = STS12, STS17\n", -1, NULL));
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = -1;
+  const char *argv[] = { inspect, "--plugin-path", plugins, "--recipe", path, NULL };
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error));
+  g_assert_true (WIFEXITED (status));
+  g_test_message ("%s", err);
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_assert_nonnull (strstr (err, "bad-task.ini:5: [evaluator.sts] tasks: 'STS17' is not one of STS12|"));
+  g_unlink (path);
+  g_rmdir (tmp);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -126,5 +151,6 @@ main (int argc, char **argv)
     g_test_add_data_func (test, path, test_recipe);
   }
   g_test_add_func ("/recipes-overrides/quickstart", test_quickstart_overrides);
+  g_test_add_func ("/recipes-check/unknown-sts-task", test_unknown_sts_task);
   return g_test_run ();
 }

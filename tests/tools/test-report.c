@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "stsim/stsim-error.h"
 #include "train/curves.h"
@@ -509,6 +510,14 @@ test_report_missing_task (Fixture *f, gconstpointer data)
   write_file (f, "bad/results.json", "{\"table\": ");
   g_assert_cmpint (run (f, "STSIM_REPORT", "--baseline", "b=bad", NULL), ==, 1);
   g_assert_nonnull (strstr (f->err, "bad/results.json"));
+  /* Nested 100000 deep: json-glib's recursive parser overflowed the stack. */
+  GString *deep = g_string_new ("{\"table\": ");
+  for (int i = 0; i < 100000; i++)
+    g_string_append_c (deep, '[');
+  write_file (f, "deep/results.json", deep->str);
+  g_string_free (deep, TRUE);
+  g_assert_cmpint (run (f, "STSIM_REPORT", "--baseline", "d=deep", NULL), ==, 1);
+  g_assert_nonnull (strstr (f->err, "deep/results.json: JSON arrays and objects nest deeper than 64 levels"));
 }
 
 static void
@@ -518,6 +527,19 @@ test_report_bad_metrics (Fixture *f, gconstpointer data)
   write_file (f, "r/metrics.jsonl", "{\"type\":\"eval\",\"step\":1,\"dev\":0.5}\n{\"type\":\"eval\",\"step\"\n");
   g_assert_cmpint (run (f, "STSIM_REPORT", "--baseline", "r=r", NULL), ==, 1);
   g_assert_nonnull (strstr (f->err, "r/metrics.jsonl:2:"));
+  /* A line nested 100000 deep, and metrics.jsonl pointing at /dev/zero. */
+  GString *deep = g_string_new ("{\"type\":\"eval\",\"step\":1,\"dev\":0.5}\n{\"x\": ");
+  for (int i = 0; i < 100000; i++)
+    g_string_append_c (deep, '[');
+  write_file (f, "r/metrics.jsonl", deep->str);
+  g_string_free (deep, TRUE);
+  g_assert_cmpint (run (f, "STSIM_REPORT", "--baseline", "r=r", NULL), ==, 1);
+  g_assert_nonnull (strstr (f->err, "r/metrics.jsonl:2:"));
+  g_autofree char *metrics = path_in (f, "r/metrics.jsonl");
+  g_unlink (metrics);
+  g_assert_cmpint (symlink ("/dev/zero", metrics), ==, 0);
+  g_assert_cmpint (run (f, "STSIM_REPORT", "--baseline", "r=r", NULL), ==, 1);
+  g_assert_nonnull (strstr (f->err, "character device"));
 }
 
 static void

@@ -481,6 +481,17 @@ test_run_no_evaluation (Fixture *f, gconstpointer data)
   /* An evaluation needs to know which encoder: exactly one. */
   g_assert_cmpint (run (f, "STSIM_RUN", two, NULL), ==, 1);
   assert_contains (f->err, "exactly one enabled encoder; this recipe has 2");
+  /* Nothing to evaluate or train: an error saying what a recipe needs, and
+   * nothing written (an empty file, [run] only, an encoder only). */
+  const char *const nothing[] = { "", "[run]\nseed = 1\n", "[encoder]\nuse = test-hash\n" };
+  for (guint i = 0; i < G_N_ELEMENTS (nothing); i++) {
+    g_autofree char *empty = write_file (f, "empty.ini", nothing[i]);
+    g_autofree char *out = g_build_filename (f->tmp, "runs", "empty", NULL);
+    g_assert_cmpint (run (f, "STSIM_RUN", empty, NULL), ==, 1);
+    assert_contains (f->err, "empty.ini: nothing to run: a recipe needs an [encoder] section and [evaluator] sections");
+    g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+    g_assert_cmpint (run (f, "STSIM_RUN", "--dry-run", empty, NULL), ==, 1);
+  }
 }
 
 int

@@ -121,6 +121,18 @@ test_lines_folder_and_glob (void)
   g_assert_cmpuint (stsim_corpus_get_n (c2), ==, 3);
   g_assert_cmpstr (stsim_corpus_get_text (c2, 0, 0), ==, "b1");
   g_assert_cmpstr (stsim_corpus_get_text (c2, 2, 0), ==, "a1");
+
+  /* The same file through two patterns, the folder and by name: read once,
+   * at its first place (it used to count twice). */
+  g_autofree char *pat_a = g_build_filename (dir, "?.txt", NULL);
+  g_autofree char *dot = g_build_filename (dir, ".", "a.txt", NULL);
+  const char *paths3[] = { a, pat_a, dir, dot, NULL };
+  g_autoptr(StsimCorpus) c3 = stsim_corpus_load_lines (paths3, &err);
+  g_assert_no_error (err);
+  g_assert_cmpuint (stsim_corpus_get_n (c3), ==, 3);
+  g_assert_cmpstr (stsim_corpus_get_text (c3, 0, 0), ==, "a1");
+  g_assert_cmpstr (stsim_corpus_get_text (c3, 1, 0), ==, "b1");
+  g_assert_cmpstr (stsim_corpus_get_text (c3, 2, 0), ==, "b2");
 }
 
 static const char *const triple_cols[] = { "sent0", "sent1", "hard_neg", NULL };

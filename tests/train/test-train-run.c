@@ -31,6 +31,8 @@
 #include "stsim/stsim-registry.h"
 #include "stsim/stsim-safetensors.h"
 #include "train-test-util.h"
+#include "test-util.h"
+#include "test-util-model.h"
 
 static StsimRegistry *reg;
 static char *tmpdir;
@@ -295,6 +297,22 @@ test_resume_mismatch (void)
   g_assert_true (strstr (err->message, "another run") != NULL);
 }
 
+/* A state whose JSON nests 100000 deep (json-glib's recursive parser
+ * overflowed the stack on it): refused as not a trainer state. */
+static void
+test_resume_deep_state (void)
+{
+  g_autofree char *out = out_dir ("resume-a");
+  g_autofree char *r = recipe_file ("resume-a", out, NULL);
+  g_autofree char *st = g_build_filename (out, "state", "state.safetensors", NULL);
+  g_autofree char *deep = g_strnfill (100000, '[');
+  stsim_test_rewrite_safetensors (st, st, NULL, "stsim.train_state", deep);
+  g_autoptr(GError) err = NULL;
+  g_assert_false (train (r, resume_set, TRUE, 0, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_CHECKPOINT);
+  g_assert_true (strstr (err->message, "not a stsim trainer state") != NULL);
+}
+
 static gint64
 state_step (const char *path)
 {
@@ -435,6 +453,20 @@ test_bad_corpus (void)
   g_assert_true (strstr (err->message, where) != NULL);
 }
 
+/* Fewer sentences than one batch trained with loss 0 and exit 0 before. */
+static void
+test_corpus_smaller_than_batch (void)
+{
+  g_autofree char *corpus = g_build_filename (tmpdir, "five.txt", NULL);
+  g_assert_true (g_file_set_contents (corpus, "one\ntwo\nthree\nfour\nfive\n", -1, NULL));
+  g_autofree char *out = out_dir ("five");
+  g_autofree char *r = recipe_file ("five", out, corpus);
+  g_autoptr(GError) err = NULL;
+  g_assert_false (train (r, NULL, FALSE, 0, &err));
+  g_assert_error (err, STSIM_ERROR, STSIM_ERROR_RECIPE);
+  g_assert_true (strstr (err->message, "batch_size = 16 but the corpus has only 5 examples") != NULL);
+}
+
 static void
 check_recipe_error (const char *const *set, int domain_code, const char *fragment)
 {
@@ -468,6 +500,12 @@ test_recipe_errors (void)
   check_recipe_error (missing, STSIM_ERROR_NOT_FOUND, "/nonexistent/corpus.txt");
   const char *const nan[] = { "train.debug_nan_steps=x", NULL };
   check_recipe_error (nan, STSIM_ERROR_RECIPE, "debug_nan_steps");
+  /* Refused when the components are created, before the corpus loads (the
+   * corpus here does not exist: reaching it would be another error). */
+  const char *const enc_len[] = { "encoder.max_len=100", "train.corpus=/nonexistent/corpus.txt", NULL };
+  check_recipe_error (enc_len, STSIM_ERROR_INVALID, "max_len = 100 exceeds the 64 positions of the model");
+  const char *const mlm[] = { "objective.mlm.use=mlm", "train.corpus=/nonexistent/corpus.txt", NULL };
+  check_recipe_error (mlm, STSIM_ERROR_INVALID, "has no masked-LM head, which mlm trains: set mlm_head = true");
 }
 
 /* ---- one pooler ------------------------------------------------------------------ */
@@ -668,10 +706,12 @@ main (int argc, char **argv)
   g_test_add_func ("/train/run/tiny", test_tiny);
   g_test_add_func ("/train/run/resume", test_resume);
   g_test_add_func ("/train/run/resume-mismatch", test_resume_mismatch);
+  g_test_add_func ("/train/run/resume-deep-state", test_resume_deep_state);
   g_test_add_func ("/train/run/kill", test_kill);
   g_test_add_func ("/train/run/nan-skip", test_nan_skip);
   g_test_add_func ("/train/run/nan-stop", test_nan_stop);
   g_test_add_func ("/train/errors/bad-corpus", test_bad_corpus);
+  g_test_add_func ("/train/errors/corpus-smaller-than-batch", test_corpus_smaller_than_batch);
   g_test_add_func ("/train/errors/recipe", test_recipe_errors);
   g_test_add_func ("/train/errors/untrainable-encoder", test_untrainable_encoder);
   g_test_add_func ("/train/run/pooler", test_pooler);

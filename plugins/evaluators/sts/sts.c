@@ -7,11 +7,13 @@
 #include <stsim/stsim.h>
 
 #define ALL_TASKS "STS12,STS13,STS14,STS15,STS16,STSBenchmark,SICKRelatedness"
+/* The same as choices: the recipe check then refuses an unknown task. */
+#define TASK_CHOICES "STS12|STS13|STS14|STS15|STS16|STSBenchmark|SICKRelatedness"
 
 static const StsimParamSpec sts_params[] = {
-  { "tasks", STSIM_PARAM_STRING, ALL_TASKS,
+  { "tasks", STSIM_PARAM_STRING, ALL_TASKS, .choices = TASK_CHOICES,
     .blurb = "comma-separated tasks of the TEST table (" ALL_TASKS ")" },
-  { "dev_tasks", STSIM_PARAM_STRING, "STSBenchmark",
+  { "dev_tasks", STSIM_PARAM_STRING, "STSBenchmark", .choices = "STSBenchmark|SICKRelatedness",
     .blurb = "DEV mode: STSBenchmark and/or SICKRelatedness (dev = SICK trial); primary = STS-B dev Spearman" },
   { "data", STSIM_PARAM_PATH, "${data}",
     .blurb = "folder laid out like ../shared/data (senteval/downstream/STS, .../SICK)" },

@@ -9,6 +9,7 @@
  * MLM head scores only the selected positions, and the loss is the mean
  * cross-entropy over them. */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <stsim/stsim.h>
@@ -30,9 +31,42 @@ typedef struct {
   gboolean           view1_only;
 } Mlm;
 
+/* The masked-LM head belongs to the encoder (mlm_head = true); without it
+ * the loss failed at step 0, after the corpus had loaded. The encoder is
+ * created before the objectives, so creation can check. */
+static gboolean
+check_encoder_head (StsimContext *ctx, GError **error)
+{
+  guint n = 0, with_model = 0, with_head = 0;
+  StsimComponent *const *all = ctx ? stsim_context_get_components (ctx, &n) : NULL;
+  const char *label = NULL;
+  for (guint i = 0; i < n; i++) {
+    const StsimComponentDesc *d = stsim_component_get_desc (all[i]);
+    const StsimEncoderVTable *vt = d->vtable;
+    if (stsim_component_get_kind (all[i]) != STSIM_KIND_ENCODER
+        || d->vtable_size < offsetof (StsimEncoderVTable, model) + sizeof (gpointer) || !vt->model)
+      continue;
+    StsimModel *model = vt->model (stsim_component_get_state (all[i]));
+    if (!model)
+      continue;
+    with_model++;
+    with_head += (stsim_model_get_flags (model) & STSIM_MODEL_MLM_HEAD) != 0;
+    label = stsim_component_get_label (all[i]);
+  }
+  if (with_model > 0 && with_head == 0) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID,
+                 "the encoder [%s] has no masked-LM head, which mlm trains: set mlm_head = true in [%s]", label,
+                 label);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gpointer
 mlm_create (const StsimParams *params, StsimContext *ctx, GError **error)
 {
+  if (!check_encoder_head (ctx, error))
+    return NULL;
   Mlm *m = g_new0 (Mlm, 1);
   m->cfg.ratio = stsim_params_get_double (params, "ratio");
   m->cfg.mask_prob = stsim_params_get_double (params, "mask_prob");

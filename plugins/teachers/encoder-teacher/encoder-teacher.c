@@ -148,6 +148,11 @@ static gboolean
 checksum_file (GChecksum *sum, const char *path, GError **error)
 {
   GError *local = NULL;
+  /* Mapping a FIFO blocks and a device never ends: only regular files. */
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "cannot read %s: not a regular file", path);
+    return FALSE;
+  }
   g_autoptr(GMappedFile) mf = g_mapped_file_new (path, FALSE, &local);
   if (!mf) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "cannot read %s: %s", path, local->message);
