@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "stsim/stsim-eval.h"
+#include "stsim/stsim-plugin.h"
 #include "stsim/stsim-transfer.h"
 #include "io/bounded.h"
 
@@ -590,4 +591,31 @@ stsim_sts_report_write (JsonObject *report, const char *path, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+/* ---- an encoder component as callbacks --------------------------------------- */
+
+static gsize
+component_dim (gpointer user_data)
+{
+  return stsim_encoder_dim (user_data);
+}
+
+static gboolean
+component_prepare (gpointer user_data, const char *const *sentences, gsize n, GError **error)
+{
+  return stsim_encoder_prepare (user_data, sentences, n, error);
+}
+
+static gboolean
+component_encode (gpointer user_data, const char *const *sentences, gsize n, float *out, GError **error)
+{
+  return stsim_encoder_encode (user_data, sentences, n, out, error);
+}
+
+StsimStsEncoder
+stsim_sts_encoder_for_component (StsimComponent *encoder)
+{
+  return (StsimStsEncoder) { .dim = component_dim, .prepare = component_prepare, .encode = component_encode,
+                             .user_data = encoder };
 }

@@ -16,24 +16,6 @@
 #include "tool-common.h"
 #include "io/bounded.h"
 
-static gsize
-enc_dim (gpointer user_data)
-{
-  return stsim_encoder_dim (user_data);
-}
-
-static gboolean
-enc_prepare (gpointer user_data, const char *const *sentences, gsize n, GError **error)
-{
-  return stsim_encoder_prepare (user_data, sentences, n, error);
-}
-
-static gboolean
-enc_encode (gpointer user_data, const char *const *sentences, gsize n, float *out, GError **error)
-{
-  return stsim_encoder_encode (user_data, sentences, n, out, error);
-}
-
 /* model_type of DIR/config.json, which names the encoder plugin. */
 static char *
 read_model_type (const char *dir, GError **error)
@@ -274,7 +256,7 @@ main (int argc, char **argv)
     return STSIM_EXIT_INVALID;
   }
 
-  StsimStsEncoder callbacks = { .dim = enc_dim, .prepare = enc_prepare, .encode = enc_encode, .user_data = enc };
+  StsimStsEncoder callbacks = stsim_sts_encoder_for_component (enc);
   StsimStsOptions opts = {
     .data_dir = data_dir, .tasks = sts_tasks, .mode = mode, .dev_tasks = dev_tasks,
     .batch_size = (gsize) batch_size, .skip_train = skip_train,

@@ -102,6 +102,11 @@ typedef struct {
   gpointer   user_data;
 } StsimStsEncoder;
 
+/* The callbacks of an encoder component (stsim_encoder_dim/prepare/encode);
+ * @encoder is borrowed. For evaluators and tools that score a component. */
+struct _StsimComponent;
+StsimStsEncoder stsim_sts_encoder_for_component (struct _StsimComponent *encoder);
+
 typedef struct {
   char   *name;
   gsize   n;

@@ -85,31 +85,12 @@ sts_destroy (gpointer state)
   g_free (s);
 }
 
-/* The component behind the StsimStsEncoder callbacks. */
-static gsize
-enc_dim (gpointer user_data)
-{
-  return stsim_encoder_dim (user_data);
-}
-
-static gboolean
-enc_prepare (gpointer user_data, const char *const *sentences, gsize n, GError **error)
-{
-  return stsim_encoder_prepare (user_data, sentences, n, error);
-}
-
-static gboolean
-enc_encode (gpointer user_data, const char *const *sentences, gsize n, float *out, GError **error)
-{
-  return stsim_encoder_encode (user_data, sentences, n, out, error);
-}
-
 static gboolean
 sts_evaluate (gpointer state, StsimComponent *encoder, StsimEvalMode mode, JsonObject *report, double *primary,
               GError **error)
 {
   Sts *s = state;
-  StsimStsEncoder enc = { .dim = enc_dim, .prepare = enc_prepare, .encode = enc_encode, .user_data = encoder };
+  StsimStsEncoder enc = stsim_sts_encoder_for_component (encoder);
   StsimStsOptions opts = {
     .data_dir = s->data, .tasks = s->tasks, .mode = mode, .dev_tasks = s->dev_tasks,
     .batch_size = s->batch_size, .skip_train = s->skip_train,

@@ -71,30 +71,12 @@ transfer_destroy (gpointer state)
   g_free (t);
 }
 
-static gsize
-enc_dim (gpointer user_data)
-{
-  return stsim_encoder_dim (user_data);
-}
-
-static gboolean
-enc_prepare (gpointer user_data, const char *const *sentences, gsize n, GError **error)
-{
-  return stsim_encoder_prepare (user_data, sentences, n, error);
-}
-
-static gboolean
-enc_encode (gpointer user_data, const char *const *sentences, gsize n, float *out, GError **error)
-{
-  return stsim_encoder_encode (user_data, sentences, n, out, error);
-}
-
 static gboolean
 transfer_evaluate (gpointer state, StsimComponent *encoder, StsimEvalMode mode, JsonObject *report,
                    double *primary, GError **error)
 {
   Transfer *t = state;
-  StsimStsEncoder enc = { .dim = enc_dim, .prepare = enc_prepare, .encode = enc_encode, .user_data = encoder };
+  StsimStsEncoder enc = stsim_sts_encoder_for_component (encoder);
   StsimTransferOptions opts = {
     .data_dir = t->data, .tasks = t->tasks, .mode = mode, .fasttest = t->fasttest,
     .batch_size = t->batch_size, .seed = t->seed,
