@@ -46,7 +46,7 @@ for seed in $(seq 1 "$seeds"); do
 done | xargs -P "$jobs" -L 1 "$0" "$build" "$jobs" "$seeds"
 
 groups=()
-for name in "${methods[@]}"; do groups+=(--group "$name=$out/$name/seed-*"); done
+for name in "${methods[@]}"; do groups+=(--group "$name=$out/$name/seed-*/"); done
 "$build/core/tools/stsim-report" "${groups[@]}" --paired-with simcse \
   --baseline "untrained=$out/untrained" --baseline "bow-idf (task IDF)=$out/bow-idf" \
   --baseline "bow-idf (corpus IDF, the teacher)=$out/bow-idf-corpus" \
