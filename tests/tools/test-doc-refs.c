@@ -18,7 +18,7 @@
  * the two explicit forms are reported and taken on trust, so cite data
  * documents that way. Names the tools WRITE (`--markdown out.md`) are listed in
  * written_names below. Anything else, in particular a path that leaves the
- * repository (`../shared/docs/design.md`) or a bare name of a document the
+ * repository (`../elsewhere/notes/design.md`) or a bare name of a document the
  * repository lacks (`design.md`), is a failure naming file:line.
  *
  * Sections: `§N[.M]` tokens (also `§3.2-3.5`, `§7-8`, `§4.2–§4.3`) and
@@ -267,7 +267,7 @@ static void
 test_checker (void)
 {
   const struct { const char *line; gboolean ok; } cases[] = {
-    { "the design (../shared/docs/design.md) says", FALSE },
+    { "the design (../elsewhere/notes/design.md) says", FALSE },
     { "see design.md §8", FALSE },
     { "as in style-anchors.md", FALSE },
     { "see docs/nowhere.md", FALSE },
