@@ -22,7 +22,9 @@
 static StsimRegistry *reg;
 static char *tmpdir;
 
-static const char *recipe_text =
+/* What both recipes share: the run, the schedule, the bert-tiny student and
+ * InfoNCE. Arguments: output, corpus, models folder. */
+static const char *recipe_head =
   "[run]\n"
   "seed = 42\n"
   "threads = 1\n"
@@ -41,7 +43,10 @@ static const char *recipe_text =
   "model = %s/bert-tiny\n"
   "mlp_init = random\n"
   "[objective.contrastive]\n"
-  "use = contrastive\n"
+  "use = contrastive\n";
+
+/* Two checkpoint teachers. Arguments: models folder, cache, models, cache. */
+static const char *recipe_text =
   "[objective.rank]\n"
   "use = rank-distill\n"
   "teachers = teacher.same, teacher.other\n"
@@ -57,29 +62,11 @@ static const char *recipe_text =
   "model = %s/roberta-tiny\n"
   "cache_dir = %s\n";
 
+/* A bow-idf encoder section as the teacher. No arguments. */
 static const char *bow_recipe_text =
-  "[run]\n"
-  "seed = 42\n"
-  "threads = 1\n"
-  "output = %s\n"
-  "[train]\n"
-  "corpus = %s\n"
-  "batch_size = 16\n"
-  "steps = 12\n"
-  "lr = 1e-3\n"
-  "max_len = 32\n"
-  "eval_every = 0\n"
-  "test = false\n"
-  "log_every = 1\n"
-  "[encoder]\n"
-  "use = bert\n"
-  "model = %s/bert-tiny\n"
-  "mlp_init = random\n"
   "[encoder.bowidf]\n"
   "use = bow-idf\n"
   "tokenize = words\n"
-  "[objective.contrastive]\n"
-  "use = contrastive\n"
   "[objective.rank]\n"
   "use = rank-distill\n"
   "teachers = teacher.bowidf\n"
@@ -103,9 +90,10 @@ run_text (const char *name, const char *template, const char *const *overrides)
   g_autofree char *cache = g_build_filename (tmpdir, "cache", NULL);
   g_autofree char *corpus = g_test_build_filename (G_TEST_DIST, "train", "data", "small-corpus.txt", NULL);
   g_autofree char *models = fixture ("fixtures", "models");
-  g_autofree char *text = template == recipe_text
-    ? g_strdup_printf (recipe_text, out, corpus, models, models, cache, models, cache)
-    : g_strdup_printf (template, out, corpus, models);
+  g_autofree char *head = g_strdup_printf (recipe_head, out, corpus, models);
+  g_autofree char *tail = template == recipe_text ? g_strdup_printf (recipe_text, models, cache, models, cache)
+                                                  : g_strdup (template);
+  g_autofree char *text = g_strconcat (head, tail, NULL);
   g_autofree char *path = g_strdup_printf ("%s.ini", out);
   g_assert_true (g_file_set_contents (path, text, -1, NULL));
   g_autoptr(GError) err = NULL;
