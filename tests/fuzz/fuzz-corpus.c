@@ -9,22 +9,12 @@
 #include <stdio.h>
 #include <string.h>
 #include "stsim/stsim-train.h"
+#include "fuzz-util.h"
 
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 static char *dir;
-
-/* Plain write: g_file_set_contents syncs to disk, which costs most of a run. */
-static gboolean
-write_all (const char *path, const void *data, gsize len)
-{
-  FILE *f = fopen (path, "wb");
-  if (!f)
-    return FALSE;
-  gboolean ok = fwrite (data, 1, len, f) == len;
-  return fclose (f) == 0 && ok;
-}
 
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
@@ -40,7 +30,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     return 0;
   gboolean csv = data[0] & 1;
   g_autofree char *path = g_build_filename (dir, csv ? "pairs.csv" : "corpus.txt", NULL);
-  if (!write_all (path, data + 1, size - 1))
+  if (!fuzz_write_all (path, data + 1, size - 1))
     return 0;
   GError *e = NULL;
   static const char *const cols[] = { "sent0", "sent1", "hard_neg", NULL };

@@ -18,22 +18,12 @@
 #include "stsim/stsim-model.h"
 #include "stsim/stsim-tokenizer.h"
 #include "train/curves.h"
+#include "fuzz-util.h"
 
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 static char *dir, *merges, *bert_dir;
-
-/* Plain write: g_file_set_contents syncs to disk, which costs most of a run. */
-static gboolean
-write_all (const char *path, const void *data, gsize len)
-{
-  FILE *f = fopen (path, "wb");
-  if (!f)
-    return FALSE;
-  gboolean ok = fwrite (data, 1, len, f) == len;
-  return fclose (f) == 0 && ok;
-}
 
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
@@ -93,7 +83,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   static const char *const names[] = { NULL, "config.json", "vocab.json", "metrics.jsonl", "tokenizer_config.json" };
   g_autofree char *path = mode == 4 ? g_build_filename (bert_dir, names[mode], NULL)
                                     : g_build_filename (dir, names[mode], NULL);
-  if (!write_all (path, text, len))
+  if (!fuzz_write_all (path, text, len))
     return 0;
   if (mode == 1) {
     StsimModelConfig c;

@@ -9,15 +9,7 @@ fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-check() {  # name expected actual
-  if [ "$2" = "$3" ]; then
-    echo "ok - $1"
-  else
-    echo "not ok - $1"
-    printf '  expected: %s\n  actual:   %s\n' "$2" "$3"
-    fail=1
-  fi
-}
+. "$(dirname "$0")/tool-check.sh"
 
 [ -f "$model/vocab.txt" ] || { echo "SKIP: no $model/vocab.txt"; exit 77; }
 
