@@ -520,6 +520,34 @@ stsim_params_is_set (const StsimParams *params, const char *name)
 }
 
 gboolean
+stsim_params_is_default (const StsimParams *params, const char *name)
+{
+  int i;
+  g_return_val_if_fail (params != NULL && name != NULL, FALSE);
+  if ((i = index_of (params, name)) < 0)
+    return FALSE;
+  const StsimParamSpec *spec = &params->specs[i];
+  const ParamValue *now = &params->values[i];
+  if (!spec->default_value)
+    return !now->set;
+  /* Compare parsed values, so that "0.05" equals 0.05 and a PATH default
+   * compares after ${data} expansion. */
+  ParamValue def = { 0 };
+  if (!parse_value (spec, spec->default_value, params->data_dir, params->recipe_dir, &def, NULL))
+    return FALSE;
+  gboolean same = now->b == def.b && now->i == def.i && (now->d == def.d || (isnan (now->d) && isnan (def.d))) &&
+                  g_strcmp0 (now->s, def.s) == 0;
+  for (guint k = 0; same && (now->refs || def.refs); k++) {
+    const char *x = now->refs ? now->refs[k] : NULL, *y = def.refs ? def.refs[k] : NULL;
+    same = g_strcmp0 (x, y) == 0;
+    if (!x || !y)
+      break;
+  }
+  value_clear (&def);
+  return same;
+}
+
+gboolean
 stsim_params_get_bool (const StsimParams *params, const char *name)
 {
   const ParamValue *v = get_value (params, name, TYPE_BIT (STSIM_PARAM_BOOL));

@@ -73,6 +73,10 @@ gboolean stsim_params_set (StsimParams *params, const char *name, const char *va
 gboolean stsim_params_finish (StsimParams *params, GError **error);
 
 gboolean           stsim_params_is_set     (const StsimParams *params, const char *name);
+/* TRUE when @name holds its spec's default value (or, without a default, is
+ * unset). After stsim_params_finish() a default counts as set, and a resolved
+ * recipe writes defaults out, so "the user left it alone" is this test. */
+gboolean           stsim_params_is_default (const StsimParams *params, const char *name);
 gboolean           stsim_params_get_bool   (const StsimParams *params, const char *name);
 gint64             stsim_params_get_int    (const StsimParams *params, const char *name);
 double             stsim_params_get_double (const StsimParams *params, const char *name);

@@ -428,11 +428,42 @@ test_specs_duplicate (void)
                    "encoder 'x': parameter 'p' is declared twice; parameter 'q' is declared twice");
 }
 
+/* is_default: a default applied by finish() counts as default, so does the
+ * same value written another way ("0.050", "${data}/vocab.txt" spelt out);
+ * another value does not; a key without a default is default until set. */
+static void
+test_is_default (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(StsimParams) p = new_params ();
+  g_assert_true (stsim_params_set (p, "tag", "x", &error));
+  g_assert_true (stsim_params_set (p, "temperature", "0.050", &error));
+  g_assert_true (stsim_params_set (p, "file", "/data/vocab.txt", &error));
+  g_assert_true (stsim_params_set (p, "dim", "9", &error));
+  g_assert_true (stsim_params_finish (p, &error));
+  g_assert_no_error (error);
+  g_assert_true (stsim_params_is_default (p, "flag"));         /* from finish() */
+  g_assert_true (stsim_params_is_default (p, "temperature"));  /* 0.050 == 0.05 */
+  g_assert_true (stsim_params_is_default (p, "file"));         /* after ${data} expansion */
+  g_assert_true (stsim_params_is_default (p, "loss"));
+  g_assert_false (stsim_params_is_default (p, "dim"));         /* 9, not 8 */
+  g_assert_true (stsim_params_is_default (p, "text"));         /* no default, never set */
+  g_assert_false (stsim_params_is_default (p, "tag"));         /* no default, set */
+  g_assert_true (stsim_params_is_default (p, "teachers"));
+  g_assert_false (stsim_params_is_default (p, "no-such-key"));
+  g_autoptr(StsimParams) q = new_params ();
+  g_assert_true (stsim_params_set (q, "teachers", "teacher.a", &error));
+  g_assert_true (stsim_params_set (q, "loss", "listmle", &error));
+  g_assert_false (stsim_params_is_default (q, "teachers"));
+  g_assert_false (stsim_params_is_default (q, "loss"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/params/bool", test_bool);
+  g_test_add_func ("/params/is-default", test_is_default);
   g_test_add_func ("/params/int", test_int);
   g_test_add_func ("/params/double", test_double);
   g_test_add_func ("/params/string", test_string);

@@ -204,18 +204,6 @@ teacher_destroy (gpointer state)
   g_free (t);
 }
 
-/* TRUE when @name still holds its default (an unset optional key too):
- * after stsim_params_finish() a default counts as set. */
-static gboolean
-param_is_default (const StsimParams *params, const char *name)
-{
-  const StsimParamSpec *spec = stsim_param_specs_lookup (stsim_params_get_specs (params), name);
-  if (!spec->default_value)
-    return !stsim_params_is_set (params, name);
-  g_autofree char *now = stsim_params_to_string (params, name);
-  return g_strcmp0 (now, spec->default_value) == 0;
-}
-
 /* The encoder route: only `encoder` and `cache` apply; the checkpoint keys
  * would be silently ignored, so they are refused. */
 static gpointer
@@ -224,7 +212,7 @@ teacher_create_wrapped (const StsimParams *params, StsimContext *ctx, GError **e
   static const char *const model_only[] = { "model", "pooler", "max_len", "tokenize", "cache_dir", "batch", NULL };
   const char *label = stsim_params_get_refs (params, "encoder", NULL)[0];
   for (gsize i = 0; model_only[i]; i++)
-    if (!param_is_default (params, model_only[i])) {
+    if (!stsim_params_is_default (params, model_only[i])) {
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
                    "%s: applies to a checkpoint teacher (model = FOLDER), not to encoder = %s; set it in [%s] "
                    "instead, or remove it", model_only[i], label, label);
