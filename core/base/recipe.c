@@ -1,6 +1,7 @@
 /* recipe.c: INI recipes validated against parameter tables (stsim-recipe.h). */
 #include "stsim/stsim-recipe.h"
 #include "base/util.h"
+#include "train/train-config.h"
 #include "stsim-config.h"
 
 #include <errno.h>
@@ -42,6 +43,12 @@ core_sections_init_locked (void)
     run->name = g_strdup ("run");
     run->specs = run_specs;
     g_ptr_array_add (core_sections, run);
+    /* The core sections libstsim itself reads, given here rather than
+     * registered from a constructor. */
+    CoreSection *train = g_new0 (CoreSection, 1);
+    train->name = g_strdup ("train");
+    train->specs = stsim_train_config_get_specs ();
+    g_ptr_array_add (core_sections, train);
   }
 }
 
@@ -1211,7 +1218,9 @@ stsim_recipe_load_data (StsimRegistry *reg, const char *text, gssize length, con
   if (r->errors->len == 0)
     order_sections (r);
   if (r->errors->len == 0) {
-    /* Checks across sections see a recipe whose every section is valid. */
+    /* Checks across sections see a recipe whose every section is valid:
+     * the core sections' own, then the registered ones. */
+    stsim_train_check_recipe (r);
     g_autoptr(GArray) fns = checks_snapshot ();
     for (guint i = 0; i < fns->len; i++)
       g_array_index (fns, StsimRecipeCheckFunc, i) (r);

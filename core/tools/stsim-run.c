@@ -3,12 +3,13 @@
  *   stsim-run RECIPE [--set SECTION.KEY=VALUE]... [--data DIR] [--dry-run] [--resume]
  *
  * Validates the recipe (all errors at once), prints the plan (every
- * component with its resolved parameters), instantiates the components in
- * dependency order and writes <output>/resolved.ini. A recipe with one
- * encoder, evaluators and no objectives is an evaluation: each evaluator
- * scores the encoder in test mode, its table is printed and the reports go
- * to <output>/results.json. A recipe with objectives trains the encoder
- * (stsim_trainer_run, docs/training.md); --resume continues a killed run.
+ * component with its resolved parameters) and instantiates the components in
+ * dependency order. A recipe with one encoder, evaluators and no objectives
+ * is an evaluation: <output>/resolved.ini is written, each evaluator scores
+ * the encoder in test mode, its table is printed and the reports go to
+ * <output>/results.json. A recipe with objectives trains the encoder
+ * (stsim_trainer_run, docs/training.md; its run log writes the run folder,
+ * resolved.ini included); --resume continues a killed run.
  *
  * Under MPI (mpirun -np N stsim-run RECIPE, docs/distributed.md) every rank
  * runs this program; the ranks train one model data-parallel, rank 0 alone
@@ -298,15 +299,17 @@ main (int argc, char **argv)
   }
 
   ctx = stsim_recipe_new_context (recipe);
-  if (!stsim_recipe_instantiate (recipe, ctx, &error) ||
-      (rank0 && !stsim_recipe_write_resolved (recipe, stsim_recipe_get_output (recipe), &error)))
+  if (!stsim_recipe_instantiate (recipe, ctx, &error))
     return fail (error);
-  resolved = g_build_filename (stsim_recipe_get_output (recipe), "resolved.ini", NULL);
-  if (rank0)
-    g_print ("\nwrote %s\n", resolved);
 
   if (stsim_recipe_count_kind (recipe, STSIM_KIND_OBJECTIVE) == 0 &&
       stsim_recipe_count_kind (recipe, STSIM_KIND_EVALUATOR) > 0) {
+    /* A training run's folder (resolved.ini with it) is the trainer's run log. */
+    if (rank0 && !stsim_recipe_write_resolved (recipe, stsim_recipe_get_output (recipe), &error))
+      return fail (error);
+    resolved = g_build_filename (stsim_recipe_get_output (recipe), "resolved.ini", NULL);
+    if (rank0)
+      g_print ("\nwrote %s\n", resolved);
     if (stsim_recipe_count_kind (recipe, STSIM_KIND_ENCODER) != 1) {
       g_printerr ("stsim-run: an evaluation needs exactly one enabled encoder; this recipe has %u\n",
                   stsim_recipe_count_kind (recipe, STSIM_KIND_ENCODER));

@@ -82,9 +82,9 @@ stsim_trainer_save_state (StsimTrainer *tr, GError **error)
   json_builder_add_int_value (b, tr->world);
   json_builder_set_member_name (b, "stores");
   json_builder_begin_array (b);
-  for (guint i = 0; i < tr->stores->len; i++) {
-    StsimParamStore *s = g_ptr_array_index (tr->stores, i);
-    StsimAdamW *opt = g_ptr_array_index (tr->opts, i);
+  for (guint i = 0; i < tr->engine->stores->len; i++) {
+    StsimParamStore *s = g_ptr_array_index (tr->engine->stores, i);
+    StsimAdamW *opt = g_ptr_array_index (tr->engine->opts, i);
     const char *name = stsim_param_store_get_name (s);
     gint64 n = 0, nm = 0, nv = 0;
     float *data = stsim_param_store_get_data (s, &n);
@@ -112,14 +112,8 @@ stsim_trainer_save_state (StsimTrainer *tr, GError **error)
   }
   json_builder_end_array (b);
   json_builder_end_object (b);
-  if (tr->head == HEAD_BN) {
-    gint64 n1 = 2 * tr->H, n2 = tr->H;
-    if (!stsim_safetensors_writer_add_f32 (w, "head.bn1.running_mean", &n1, 1, tr->bn_rm1, error) ||
-        !stsim_safetensors_writer_add_f32 (w, "head.bn1.running_var", &n1, 1, tr->bn_rv1, error) ||
-        !stsim_safetensors_writer_add_f32 (w, "head.bn2.running_mean", &n2, 1, tr->bn_rm2, error) ||
-        !stsim_safetensors_writer_add_f32 (w, "head.bn2.running_var", &n2, 1, tr->bn_rv2, error))
-      return FALSE;
-  }
+  if (!stsim_head_save_state (tr->engine->head, w, error))
+    return FALSE;
   g_autoptr(JsonNode) root = json_builder_get_root (b);
   g_autofree char *meta = stsim_json_to_data (root, FALSE, NULL);
   if (!stsim_safetensors_writer_set_metadata (w, "format", "stsim trainer state", error) ||
@@ -158,8 +152,8 @@ get_int (JsonObject *o, const char *key, gint64 *out, const char *path, GError *
 
 /* Block @name, exactly @n floats of F32 (a converted dtype would not
  * resume bit-identically), into @dst. Errors name the file. */
-static gboolean
-copy_block (StsimSafetensors *st, const char *name, float *dst, gint64 n, GError **error)
+gboolean
+stsim_train_read_block (StsimSafetensors *st, const char *name, float *dst, gint64 n, GError **error)
 {
   const StsimTensorInfo *t = stsim_safetensors_get_info (st, name);
   if (t && t->dtype != STSIM_DTYPE_F32) {
@@ -227,16 +221,16 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
     return FALSE;
   }
   JsonNode *sn = json_object_get_member (o, "stores");
-  if (!sn || !JSON_NODE_HOLDS_ARRAY (sn) || json_array_get_length (json_node_get_array (sn)) != tr->stores->len) {
+  if (!sn || !JSON_NODE_HOLDS_ARRAY (sn) || json_array_get_length (json_node_get_array (sn)) != tr->engine->stores->len) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
                  "%s: the state holds another set of parameter stores than this recipe trains (%u)", path,
-                 tr->stores->len);
+                 tr->engine->stores->len);
     return FALSE;
   }
   JsonArray *sa = json_node_get_array (sn);
-  for (guint i = 0; i < tr->stores->len; i++) {
-    StsimParamStore *s = g_ptr_array_index (tr->stores, i);
-    StsimAdamW *opt = g_ptr_array_index (tr->opts, i);
+  for (guint i = 0; i < tr->engine->stores->len; i++) {
+    StsimParamStore *s = g_ptr_array_index (tr->engine->stores, i);
+    StsimAdamW *opt = g_ptr_array_index (tr->engine->opts, i);
     JsonNode *en = json_array_get_element (sa, i);
     if (!JSON_NODE_HOLDS_OBJECT (en)) {
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: malformed store entry %u", path, i);
@@ -262,17 +256,12 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
     g_autofree char *k1 = g_strdup_printf ("%u.%s.param", i, name);
     g_autofree char *k2 = g_strdup_printf ("%u.%s.adam_m", i, name);
     g_autofree char *k3 = g_strdup_printf ("%u.%s.adam_v", i, name);
-    if (!copy_block (r, k1, data, n, error) || !copy_block (r, k2, m, nm, error) || !copy_block (r, k3, v, nv, error))
+    if (!stsim_train_read_block (r, k1, data, n, error) || !stsim_train_read_block (r, k2, m, nm, error) || !stsim_train_read_block (r, k3, v, nv, error))
       return FALSE;
     stsim_adamw_set_t (opt, adam_t);
   }
-  if (tr->head == HEAD_BN) {
-    if (!copy_block (r, "head.bn1.running_mean", tr->bn_rm1, 2 * tr->H, error) ||
-        !copy_block (r, "head.bn1.running_var", tr->bn_rv1, 2 * tr->H, error) ||
-        !copy_block (r, "head.bn2.running_mean", tr->bn_rm2, tr->H, error) ||
-        !copy_block (r, "head.bn2.running_var", tr->bn_rv2, tr->H, error))
-      return FALSE;
-  }
+  if (!stsim_head_load_state (tr->engine->head, r, error))
+    return FALSE;
   tr->step = step;
   tr->epoch = epoch;
   tr->index = index;
@@ -325,9 +314,9 @@ stsim_trainer_sync_state (StsimTrainer *tr, gboolean root_ok, GError **error)
     return FALSE;
   if (tr->world == 1)
     return TRUE;
-  for (guint i = 0; i < tr->stores->len; i++) {
-    StsimParamStore *s = g_ptr_array_index (tr->stores, i);
-    StsimAdamW *opt = g_ptr_array_index (tr->opts, i);
+  for (guint i = 0; i < tr->engine->stores->len; i++) {
+    StsimParamStore *s = g_ptr_array_index (tr->engine->stores, i);
+    StsimAdamW *opt = g_ptr_array_index (tr->engine->opts, i);
     gint64 n = 0, nm = 0, nv = 0;
     float *data = stsim_param_store_get_data (s, &n);
     float *m = stsim_adamw_get_m (opt, &nm);
@@ -338,12 +327,8 @@ stsim_trainer_sync_state (StsimTrainer *tr, gboolean root_ok, GError **error)
       return FALSE;
     stsim_adamw_set_t (opt, t);
   }
-  if (tr->head == HEAD_BN) {
-    gsize n1 = 2 * tr->H * sizeof (float), n2 = tr->H * sizeof (float);
-    if (!stsim_dist_bcast (tr->bn_rm1, n1, 0, error) || !stsim_dist_bcast (tr->bn_rv1, n1, 0, error) ||
-        !stsim_dist_bcast (tr->bn_rm2, n2, 0, error) || !stsim_dist_bcast (tr->bn_rv2, n2, 0, error))
-      return FALSE;
-  }
+  if (!stsim_head_bcast_state (tr->engine->head, error))
+    return FALSE;
   /* Position and selection; plain integers and one double. */
   guint64 pos[7] = { tr->step, tr->epoch, tr->index, tr->has_best, tr->best_step, tr->bad_total, tr->bad_in_row };
   double best = tr->best;

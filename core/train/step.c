@@ -1,7 +1,7 @@
 /* step.c: the StsimTrainStep objectives see (stsim-train.h): the batch, the
  * lazily computed student forward, pooling and head, per-step RNG streams,
  * scratch data and extra metrics. */
-#include "train/trainer-private.h"
+#include "train/engine-private.h"
 #include "train/dist.h"
 
 #include <math.h>
@@ -22,10 +22,10 @@ step_data_free (gpointer p)
 }
 
 void
-stsim_train_step_init (StsimTrainStep *step, StsimTrainer *tr, guint64 index)
+stsim_train_step_init (StsimTrainStep *step, StsimEngine *engine, guint64 index)
 {
   memset (step, 0, sizeof *step);
-  step->tr = tr;
+  step->engine = engine;
   step->index = index;
   step->data = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, step_data_free);
   step->logs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -41,11 +41,49 @@ stsim_train_step_clear (StsimTrainStep *step)
   stsim_token_batch_clear (&step->local_batch);
 }
 
+/* Tokenizes the V·B row texts and, with several ranks, cuts this rank's
+ * rows (view-major, to their own longest row). */
+gboolean
+stsim_train_step_tokenize (StsimTrainStep *step, GError **error)
+{
+  StsimEngine *e = step->engine;
+  const gsize B = step->B;
+  const guint V = step->V;
+  GError *local = NULL;
+  if (!stsim_tokenizer_encode_batch (e->tok, (const char *const *) step->row_texts, V * B, e->max_len,
+                                     &step->batch, &local)) {
+    /* Name the step: the corpus was validated, so this is rare. */
+    g_set_error (error, local->domain, local->code, "train step %" G_GUINT64_FORMAT ": tokenizing: %s", step->index,
+                 local->message);
+    g_error_free (local);
+    return FALSE;
+  }
+  if (e->world <= 1)
+    return TRUE;
+  stsim_dist_shard (B, e->rank, e->world, &step->first, &step->n_local);
+  StsimTokenBatch *lb = &step->local_batch;
+  const StsimTokenBatch *gb = &step->batch;
+  lb->n = V * step->n_local;
+  lb->width = 1;
+  for (gsize i = 0; i < lb->n; i++)
+    lb->width = MAX (lb->width, (gsize) gb->lengths[stsim_train_step_local_row (step, i)]);
+  lb->ids = g_new (gint32, lb->n * lb->width);
+  lb->mask = g_new (gint32, lb->n * lb->width);
+  lb->lengths = g_new (gint32, lb->n);
+  for (gsize i = 0; i < lb->n; i++) {
+    gsize g = stsim_train_step_local_row (step, i);
+    memcpy (lb->ids + i * lb->width, gb->ids + g * gb->width, lb->width * sizeof (gint32));
+    memcpy (lb->mask + i * lb->width, gb->mask + g * gb->width, lb->width * sizeof (gint32));
+    lb->lengths[i] = gb->lengths[g];
+  }
+  return TRUE;
+}
+
 StsimTape *
 stsim_train_step_get_tape (StsimTrainStep *step)
 {
   g_return_val_if_fail (step != NULL, NULL);
-  return step->tr->tape;
+  return step->engine->tape;
 }
 
 gsize
@@ -87,14 +125,14 @@ StsimModel *
 stsim_train_step_get_model (StsimTrainStep *step)
 {
   g_return_val_if_fail (step != NULL, NULL);
-  return step->tr->model;
+  return step->engine->model;
 }
 
 StsimTokenizer *
 stsim_train_step_get_tokenizer (StsimTrainStep *step)
 {
   g_return_val_if_fail (step != NULL, NULL);
-  return step->tr->tok;
+  return step->engine->tok;
 }
 
 guint64
@@ -108,21 +146,21 @@ guint64
 stsim_train_step_get_total_steps (StsimTrainStep *step)
 {
   g_return_val_if_fail (step != NULL, 0);
-  return step->tr->total_steps;
+  return step->engine->total_steps;
 }
 
 guint64
 stsim_train_step_get_seed (StsimTrainStep *step)
 {
   g_return_val_if_fail (step != NULL, 0);
-  return step->tr->seed;
+  return step->engine->seed;
 }
 
 /* Several ranks: the student runs on this rank's rows (local_batch). */
 static gboolean
 step_is_sharded (StsimTrainStep *step)
 {
-  return step->tr->world > 1;
+  return step->engine->world > 1;
 }
 
 const StsimModelOutput *
@@ -130,8 +168,8 @@ stsim_train_step_get_output (StsimTrainStep *step, GError **error)
 {
   g_return_val_if_fail (step != NULL, NULL);
   if (!step->have_output) {
-    StsimForwardOptions fo = { .packed = step->tr->packed };
-    if (!stsim_model_forward (step->tr->model, step->tr->tape, stsim_train_step_get_local_batch (step), &fo,
+    StsimForwardOptions fo = { .packed = step->engine->packed };
+    if (!stsim_model_forward (step->engine->model, step->engine->tape, stsim_train_step_get_local_batch (step), &fo,
                               &step->output, error))
       return NULL;
     step->have_output = TRUE;
@@ -146,10 +184,10 @@ pooled_local (StsimTrainStep *step, GError **error)
     const StsimModelOutput *out = stsim_train_step_get_output (step, error);
     if (!out)
       return NULL;
-    step->pooled_local = stsim_model_pool (step->tr->model, step->tr->tape, out, step->tr->pooler);
+    step->pooled_local = stsim_model_pool (step->engine->model, step->engine->tape, out, step->engine->pooler);
     if (!step->pooled_local) {
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "train: pooling (%s) failed",
-                   stsim_pooler_name (step->tr->pooler));
+                   stsim_pooler_name (step->engine->pooler));
       return NULL;
     }
   }
@@ -163,7 +201,7 @@ pooled_local (StsimTrainStep *step, GError **error)
 static StsimTensor *
 gather_global (StsimTrainStep *step, StsimTensor *local, GError **error)
 {
-  StsimTrainer *tr = step->tr;
+  StsimEngine *tr = step->engine;
   StsimTape *tape = tr->tape;
   const gsize W = (gsize) MAX (tr->world, 1);
   const int me = tr->rank;
@@ -231,7 +269,7 @@ stsim_train_step_get_projected (StsimTrainStep *step, GError **error)
       if (!h)
         return NULL;
       /* The head runs on local rows; its batch norm sums over the ranks. */
-      step->projected_local = stsim_trainer_head_forward (step->tr, h, error);
+      step->projected_local = stsim_head_forward (step->engine->head, step->engine->tape, h, error);
       if (!step->projected_local)
         return NULL;
     }
@@ -248,21 +286,21 @@ stsim_train_step_get_view (StsimTrainStep *step, guint view, GError **error)
   StsimTensor *z = stsim_train_step_get_projected (step, error);
   if (!z)
     return NULL;
-  return stsim_slice_rows (step->tr->tape, z, (gint64) view * step->B, step->B);
+  return stsim_slice_rows (step->engine->tape, z, (gint64) view * step->B, step->B);
 }
 
 guint
 stsim_train_step_get_n_ranks (StsimTrainStep *step)
 {
   g_return_val_if_fail (step != NULL, 1);
-  return (guint) step->tr->world;
+  return (guint) step->engine->world;
 }
 
 guint
 stsim_train_step_get_rank (StsimTrainStep *step)
 {
   g_return_val_if_fail (step != NULL, 0);
-  return (guint) step->tr->rank;
+  return (guint) step->engine->rank;
 }
 
 void
@@ -317,7 +355,7 @@ void
 stsim_train_step_init_rng (StsimTrainStep *step, guint32 stream, StsimRng *rng)
 {
   g_return_if_fail (step != NULL && rng != NULL);
-  stsim_rng_init (rng, step->tr->seed, stream);
+  stsim_rng_init (rng, step->engine->seed, stream);
   /* 2^32 words per step per stream: far more than any step draws. */
   stsim_rng_seek (rng, step->index << 32);
 }
@@ -363,19 +401,18 @@ StsimTrainStep *
 stsim_train_step_new_detached (StsimTape *tape, gsize n_sentences, guint n_views, guint64 seed, guint64 index)
 {
   g_return_val_if_fail (tape != NULL && n_sentences > 0 && n_views > 0, NULL);
-  StsimTrainer *tr = g_new0 (StsimTrainer, 1);
-  tr->tape = tape;
-  tr->seed = seed;
-  tr->head = HEAD_NONE;
-  tr->pooler = STSIM_POOL_CLS_BEFORE_POOLER;
-  tr->packed = TRUE;
-  tr->total_steps = index + 1;
-  tr->world = 1;
+  StsimEngine *e = g_new0 (StsimEngine, 1);
+  e->tape = tape;
+  e->seed = seed;
+  e->pooler = STSIM_POOL_CLS_BEFORE_POOLER;
+  e->packed = TRUE;
+  e->total_steps = index + 1;
+  e->world = 1;
   StsimTrainStep *step = g_new (StsimTrainStep, 1);
-  stsim_train_step_init (step, tr, index);
+  stsim_train_step_init (step, e, index);
   step->B = n_sentences;
   step->V = n_views;
-  step->owns_trainer = TRUE;
+  step->owns_engine = TRUE;
   return step;
 }
 
@@ -384,19 +421,19 @@ stsim_train_step_free (StsimTrainStep *step)
 {
   if (!step)
     return;
-  StsimTrainer *tr = step->owns_trainer ? step->tr : NULL;
+  StsimEngine *e = step->owns_engine ? step->engine : NULL;
   if (step->owns_texts && step->row_texts)
     for (gsize i = 0; i < step->B * step->V; i++)
       g_free (step->row_texts[i]);
   stsim_train_step_clear (step);
-  g_free (tr);
+  g_free (e);
   g_free (step);
 }
 
 void
 stsim_train_step_set_projected (StsimTrainStep *step, StsimTensor *z)
 {
-  g_return_if_fail (step != NULL && z != NULL && step->owns_trainer);
+  g_return_if_fail (step != NULL && z != NULL && step->owns_engine);
   g_return_if_fail (stsim_tensor_rows (z) == (gint64) (step->B * step->V));
   step->projected = z;
 }
@@ -405,8 +442,8 @@ gboolean
 stsim_train_step_set_model (StsimTrainStep *step, StsimModel *model, const char *const *texts, int max_len,
                             GError **error)
 {
-  g_return_val_if_fail (step != NULL && model != NULL && texts != NULL && step->owns_trainer, FALSE);
-  StsimTrainer *tr = step->tr;
+  g_return_val_if_fail (step != NULL && model != NULL && texts != NULL && step->owns_engine, FALSE);
+  StsimEngine *tr = step->engine;
   tr->model = model;
   tr->tok = stsim_model_get_tokenizer (model);
   tr->max_len = max_len;

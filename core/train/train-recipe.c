@@ -7,7 +7,7 @@
  * `cls_before_pooler` drops (docs/training.md, "Pooling"). The old
  * `[train] pooler` is deprecated: it is still read, must agree with the
  * encoder's, and only decides for encoders that have no `pooler` parameter. */
-#include "train/trainer-private.h"
+#include "train/engine-private.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -34,9 +34,9 @@ wrapped_by_teacher (const StsimRecipe *r, const char *label)
  * encoder, else the only enabled one that no teacher wraps (else the only
  * one); NULL when that is not decided here (the trainer reports it). */
 static const StsimRecipeComponent *
-trained_encoder (const StsimRecipe *r, const StsimParams *train)
+trained_encoder (const StsimRecipe *r, const StsimTrainConfig *train)
 {
-  const char *label = stsim_params_get_string (train, "encoder");
+  const char *label = train->encoder;
   const StsimRecipeComponent *found = NULL;
   guint count = 0;
 
@@ -62,56 +62,54 @@ training_pooling (const char *encoder_pooler)
   return strcmp (encoder_pooler, "cls_before_pooler") == 0 ? "cls" : encoder_pooler;
 }
 
-static void
-check_pooler (StsimRecipe *r)
+void
+stsim_train_check_recipe (StsimRecipe *r)
 {
-  const StsimParams *train = stsim_recipe_get_core (r, "train");
+  const StsimParams *p = stsim_recipe_get_core (r, "train");
+  StsimTrainConfig train;
   const StsimRecipeComponent *enc;
-  const char *pooler, *legacy, *head;
+  const char *pooler;
 
-  if (!train || stsim_recipe_count_kind (r, STSIM_KIND_OBJECTIVE) == 0 || !(enc = trained_encoder (r, train)))
-    return;
-  if (!stsim_param_specs_lookup (stsim_params_get_specs (enc->params), "pooler") ||
-      !(pooler = stsim_params_get_string (enc->params, "pooler")))
+  if (!p || stsim_recipe_count_kind (r, STSIM_KIND_OBJECTIVE) == 0 || !stsim_train_config_parse (p, &train, NULL))
+    return;  /* a bad debug_nan_steps is reported when training starts */
+  if (!(enc = trained_encoder (r, &train)) ||
+      !stsim_param_specs_lookup (stsim_params_get_specs (enc->params), "pooler") ||
+      !(pooler = stsim_params_get_string (enc->params, "pooler"))) {
+    stsim_train_config_clear (&train);
     return;  /* an encoder without a pooler parameter: [train] pooler decides */
-  legacy = stsim_params_get_string (train, "pooler");
-  head = stsim_params_get_string (train, "head");
-  if (legacy && strcmp (legacy, training_pooling (pooler)) != 0)
+  }
+  if (train.pooler && strcmp (train.pooler, training_pooling (pooler)) != 0)
     stsim_recipe_check_error (r, "train", "pooler",
                               "pooler = %s disagrees with [%s] pooler = %s: training would pool %s and evaluation %s. "
                               "The encoder's pooler now sets both (its cls and cls_before_pooler train on the first "
                               "token's state); remove [train] pooler and set [%s] pooler to the pooling you mean",
-                              legacy, enc->label, pooler, legacy, pooler, enc->label);
-  if (strcmp (pooler, "cls") == 0 && strcmp (head, "mlp") != 0)
+                              train.pooler, enc->label, pooler, train.pooler, pooler, enc->label);
+  if (strcmp (pooler, "cls") == 0 && train.head != STSIM_HEAD_MLP)
     stsim_recipe_check_error (r, enc->label, "pooler",
                               "pooler = cls evaluates through the MLP (pooler.dense), which only [train] head = mlp "
-                              "trains (head = %s here); use pooler = cls_before_pooler, or head = mlp", head);
-}
-
-void
-stsim_train_register_checks (void)
-{
-  stsim_recipe_register_check (check_pooler);
+                              "trains (head = %s here); use pooler = cls_before_pooler, or head = mlp",
+                              train.head_name);
+  stsim_train_config_clear (&train);
 }
 
 gboolean
-stsim_trainer_resolve_pooler (StsimTrainer *tr, GError **error)
+stsim_engine_resolve_pooler (StsimEngine *e, GError **error)
 {
-  const StsimComponentDesc *d = stsim_component_get_desc (tr->encoder);
+  const StsimComponentDesc *d = stsim_component_get_desc (e->encoder);
   const StsimEncoderVTable *vt = d->vtable;
-  const char *legacy = stsim_params_get_string (tr->p, "pooler");
+  const char *legacy = e->cfg.pooler;
 
   if (d->vtable_size >= offsetof (StsimEncoderVTable, eval_pooler) + sizeof (gpointer) && vt->eval_pooler) {
-    tr->pooler = (StsimPooler) vt->eval_pooler (stsim_component_get_state (tr->encoder));
-    if (tr->pooler == STSIM_POOL_CLS)
-      tr->pooler = STSIM_POOL_CLS_BEFORE_POOLER;  /* h; the head adds the MLP */
+    e->pooler = (StsimPooler) vt->eval_pooler (stsim_component_get_state (e->encoder));
+    if (e->pooler == STSIM_POOL_CLS)
+      e->pooler = STSIM_POOL_CLS_BEFORE_POOLER;  /* h; the head adds the MLP */
     return TRUE;
   }
   if (!legacy || strcmp (legacy, "cls") == 0) {
-    tr->pooler = STSIM_POOL_CLS_BEFORE_POOLER;
+    e->pooler = STSIM_POOL_CLS_BEFORE_POOLER;
     return TRUE;
   }
-  if (!stsim_pooler_from_name (legacy, &tr->pooler)) {
+  if (!stsim_pooler_from_name (legacy, &e->pooler)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE, "[train] pooler = %s is unknown", legacy);
     return FALSE;
   }

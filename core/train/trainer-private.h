@@ -1,112 +1,50 @@
-/* trainer-private.h: the trainer's structures, shared by core/train files. */
+/* trainer-private.h: the trainer's structure, shared by core/train files
+ * (trainer.c runs the loop, state.c saves and restores it). The model, head,
+ * objectives and optimizers live in the engine (engine-private.h); the
+ * trainer owns the data position, the selection of the best model and the
+ * run log. */
 #pragma once
-#include "stsim/stsim-train.h"
-#include "stsim/stsim-optim.h"
-#include "stsim/stsim-recipe.h"
-#include "train/train-private.h"
+#include "train/engine-private.h"
+#include "train/runlog.h"
 
 G_BEGIN_DECLS
-
-typedef enum { HEAD_MLP, HEAD_BN, HEAD_NONE } HeadKind;
-
-typedef struct {
-  StsimComponent             *component;
-  const char                 *label;
-  double                      weight;
-  const StsimObjectiveVTable *vt;
-  StsimParamStore *const    *stores;   /* the objective's own parameters (params op), or NULL */
-  gsize                       n_stores;
-} TrainObjective;
 
 typedef struct _StsimTrainer StsimTrainer;
 
 struct _StsimTrainer {
-  const StsimRecipe  *recipe;
-  StsimContext       *ctx;
-  StsimTrainOptions   options;
-  const StsimParams  *p;            /* [train] */
-  guint64             seed;
+  const StsimRecipe      *recipe;
+  StsimContext           *ctx;
+  StsimTrainOptions       options;
+  StsimEngine            *engine;
+  const StsimTrainConfig *cfg;       /* the engine's parsed [train] */
+  guint64                 seed;
 
-  StsimComponent     *encoder, *evaluator;
-  StsimModel         *model;
-  StsimTokenizer     *tok;
-  GArray             *objectives;   /* TrainObjective */
-  StsimCorpus        *corpus;
-  guint               n_views;      /* 2, or 3 with triples */
-
-  /* head */
-  HeadKind            head;
-  StsimPooler         pooler;
-  StsimTensor        *mlp_w, *mlp_b;                 /* HEAD_MLP: the model's pooler.dense */
-  StsimParamStore    *head_store;                    /* HEAD_BN */
-  StsimTensor        *bn_w1, *bn_g1, *bn_b1, *bn_w2;
-  float              *bn_rm1, *bn_rv1, *bn_rm2, *bn_rv2;  /* running statistics (unused at eval) */
-  gint64              H;
-
-  /* optimisation */
-  GPtrArray          *stores;       /* StsimParamStore*, trainable, in state order */
-  GPtrArray          *opts;         /* StsimAdamW*, parallel to stores */
-  StsimTape          *tape;
-  gboolean            packed;
-  int                 max_len;
-  gsize               batch_size;
-  double              lr, max_grad_norm;
-  guint64             warmup, total_steps;
-  GHashTable         *nan_steps;    /* debug_nan_steps */
+  StsimComponent         *evaluator; /* NULL when neither DEV selection nor TEST runs */
+  StsimCorpus            *corpus;
+  guint                   n_views;   /* 2, or 3 with triples */
+  gsize                   batch_size;
+  guint64                 total_steps;
 
   /* position */
-  guint64             step;         /* optimizer steps taken (incl. skipped) */
-  guint64             epoch;
-  gsize               index;        /* next example of the epoch's permutation */
-  gint32             *perm;
-  guint64             perm_epoch;   /* epoch perm was drawn for, G_MAXUINT64 if none */
+  guint64                 step;      /* optimizer steps taken (incl. skipped) */
+  guint64                 epoch;
+  gsize                   index;     /* next example of the epoch's permutation */
+  gint32                 *perm;
+  guint64                 perm_epoch;  /* epoch perm was drawn for, G_MAXUINT64 if none */
 
   /* selection */
-  gboolean            has_best;
-  double              best;
-  guint64             best_step;
-  guint64             bad_in_row, bad_total;
+  gboolean                has_best;
+  double                  best;
+  guint64                 best_step;
+  guint64                 bad_in_row, bad_total;
 
-  /* outputs */
-  char               *out_dir, *state_dir, *best_dir, *metrics_path;
+  /* outputs: rank 0 writes (the run log), the others only compute */
+  StsimRunLog            *log;
+  char                   *out_dir, *state_dir, *best_dir;
 
   /* data-parallel world (dist.h): 1 rank unless run under MPI */
-  int                 rank, world;
+  int                     rank, world;
 };
-
-struct _StsimTrainStep {
-  StsimTrainer     *tr;
-  guint64           index;
-  gsize             B;
-  guint             V;
-  char            **row_texts;    /* V*B + 1, strings owned by the corpus */
-  StsimTokenBatch   batch;
-  gboolean          have_output;
-  StsimModelOutput  output;
-  StsimTensor      *pooled, *projected;   /* global rows [V*B, H] */
-  /* Data-parallel shard: sentences [first, first + n_local) of the B; the
-   * student runs on local_batch (V*n_local rows). With one rank the local
-   * tensors are the global ones and local_batch is unused. */
-  gsize             first, n_local;
-  StsimTokenBatch   local_batch;
-  StsimTensor      *pooled_local, *projected_local;
-  gboolean          loss_local;     /* the running objective's loss covers local rows only */
-  GHashTable       *data;
-  GHashTable       *logs;         /* name -> double* */
-  const char       *label;
-  gboolean          owns_trainer;  /* detached (test) steps */
-  gboolean          owns_texts;
-};
-
-void         stsim_train_step_init  (StsimTrainStep *step, StsimTrainer *tr, guint64 index);
-void         stsim_train_step_clear (StsimTrainStep *step);
-StsimTensor *stsim_trainer_head_forward (StsimTrainer *tr, StsimTensor *h, GError **error);
-
-/* train-recipe.c: the training pooling (the encoder's pooler; [train] pooler,
- * deprecated, for encoders without one) into tr->pooler, and the recipe check
- * that the two agree, registered with [train]. */
-gboolean stsim_trainer_resolve_pooler (StsimTrainer *tr, GError **error);
-void     stsim_train_register_checks (void);
 
 /* state.c */
 gboolean stsim_trainer_save_state (StsimTrainer *tr, GError **error);

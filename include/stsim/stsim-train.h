@@ -199,14 +199,56 @@ typedef struct {
 
 #define STSIM_TRAIN_OPTIONS_INIT { FALSE, 0, FALSE }
 
-/* Registers the [train] core section and its recipe check (the deprecated
- * [train] pooler must agree with the trained encoder's pooler; an encoder
- * pooler of cls needs head = mlp) (idempotent). libstsim does this when it
- * is loaded; call it explicitly only if you need the spec table early. */
-void                  stsim_train_register_section (void);
+/* The [train] section's parameter table (docs/training.md); the recipe
+ * code knows it as a core section without registration. */
 const StsimParamSpec *stsim_train_get_param_specs (void);
 /* TRUE when the recipe has an enabled objective (stsim-run then trains). */
 gboolean              stsim_recipe_wants_training (const StsimRecipe *recipe);
+
+/* ---- the engine: one optimizer step --------------------------------------- *
+ * What the trainer's loop calls once per step, and what stsim-bench runs as
+ * a workload: the recipe's trained encoder, head, objectives and AdamW, with
+ * the step of method.md §3:
+ *
+ *   V·B row texts -> tokens (max_len) -> Σ weight_i · loss_i (objectives, on
+ *   the lazily computed student forward, pooling and head) -> sum over ranks
+ *   -> backward -> skip when the loss or gradient is not finite -> clip ->
+ *   AdamW at the linear schedule's lr for this step -> zero the gradients.
+ *
+ * Built from an instantiated recipe ([train] for the head, optimizer, max_len
+ * and schedule; the data keys are the caller's business): the same recipe and
+ * texts give the same parameters bit for bit, whoever feeds the batches. */
+typedef struct _StsimEngine StsimEngine;
+
+typedef struct {
+  double              loss;        /* Σ weight_i · loss_i over the objectives (NaN/Inf: skipped) */
+  double              grad_norm;   /* L2 norm of the gradient before clipping; NAN if not computed */
+  gboolean            skipped;     /* non-finite loss or gradient: no parameter changed */
+  guint               n_terms;     /* one per enabled objective, in recipe order */
+  const char *const  *term_names;  /* "loss.LABEL" */
+  const double       *terms;       /* each objective's loss (over every rank) */
+  GHashTable         *logged;      /* extra values objectives logged: name -> double* */
+} StsimEngineResult;
+/* The result's arrays and table belong to the engine and live until its next step. */
+
+/* @ctx holds the recipe's instantiated components. Errors name the section
+ * or [train] key at fault (no trainable encoder, head = mlp without a
+ * pooler, a plugin's bad params() ...). The total steps default to
+ * [train] steps (for the schedule; set it when it depends on the data). */
+StsimEngine *stsim_engine_new             (const StsimRecipe *recipe, StsimContext *ctx, GError **error);
+void         stsim_engine_free            (StsimEngine *engine);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimEngine, stsim_engine_free)
+void         stsim_engine_set_total_steps (StsimEngine *engine, guint64 total_steps);
+/* V, the texts per sentence a step takes: 2 (unsupervised), 3 (triples). */
+guint        stsim_engine_get_n_views     (StsimEngine *engine);
+StsimModel  *stsim_engine_get_model       (StsimEngine *engine);
+StsimComponent *stsim_engine_get_encoder  (StsimEngine *engine);
+/* One step over @n_sentences sentences: @row_texts holds their V·n texts,
+ * view-major (see ROW ORDER). @step numbers the step (dropout, masking and
+ * the lr schedule depend on it). FALSE on a hard error; a non-finite step is
+ * no error: @result says it was skipped. */
+gboolean     stsim_engine_step            (StsimEngine *engine, const char *const *row_texts, gsize n_sentences,
+                                           guint64 step, StsimEngineResult *result, GError **error);
 
 /* Trains the recipe's encoder with its objectives; see the top of this file
  * and docs/training.md. @ctx must hold the instantiated components
