@@ -164,6 +164,44 @@ stsim_train_read_block (StsimSafetensors *st, const char *name, float *dst, gint
   return stsim_safetensors_read_f32 (st, name, &n, 1, dst, error);
 }
 
+/* Store @i of the state (entry @en of its "stores" list) into the
+ * engine's store and optimizer, after checking that they match. */
+static gboolean
+load_store (StsimTrainer *tr, StsimSafetensors *r, JsonNode *en, guint i, const char *path, GError **error)
+{
+  StsimParamStore *s = g_ptr_array_index (tr->engine->stores, i);
+  StsimAdamW *opt = g_ptr_array_index (tr->engine->opts, i);
+  if (!JSON_NODE_HOLDS_OBJECT (en)) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: malformed store entry %u", path, i);
+    return FALSE;
+  }
+  JsonObject *e = json_node_get_object (en);
+  const char *name = json_object_get_string_member_with_default (e, "name", "");
+  const char *sig = json_object_get_string_member_with_default (e, "signature", "");
+  g_autofree char *mine = store_signature (s);
+  gint64 adam_t;
+  if (strcmp (name, stsim_param_store_get_name (s)) != 0 || strcmp (sig, mine) != 0) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
+                 "%s: parameter store '%s' does not match this recipe's '%s' (another model config?)", path, name,
+                 stsim_param_store_get_name (s));
+    return FALSE;
+  }
+  if (!get_int (e, "adam_t", &adam_t, path, error))
+    return FALSE;
+  gint64 n = 0, nm = 0, nv = 0;
+  float *data = stsim_param_store_get_data (s, &n);
+  float *m = stsim_adamw_get_m (opt, &nm);
+  float *v = stsim_adamw_get_v (opt, &nv);
+  g_autofree char *k1 = g_strdup_printf ("%u.%s.param", i, name);
+  g_autofree char *k2 = g_strdup_printf ("%u.%s.adam_m", i, name);
+  g_autofree char *k3 = g_strdup_printf ("%u.%s.adam_v", i, name);
+  if (!stsim_train_read_block (r, k1, data, n, error) || !stsim_train_read_block (r, k2, m, nm, error) ||
+      !stsim_train_read_block (r, k3, v, nv, error))
+    return FALSE;
+  stsim_adamw_set_t (opt, adam_t);
+  return TRUE;
+}
+
 gboolean
 stsim_trainer_load_state (StsimTrainer *tr, GError **error)
 {
@@ -228,38 +266,9 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
     return FALSE;
   }
   JsonArray *sa = json_node_get_array (sn);
-  for (guint i = 0; i < tr->engine->stores->len; i++) {
-    StsimParamStore *s = g_ptr_array_index (tr->engine->stores, i);
-    StsimAdamW *opt = g_ptr_array_index (tr->engine->opts, i);
-    JsonNode *en = json_array_get_element (sa, i);
-    if (!JSON_NODE_HOLDS_OBJECT (en)) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: malformed store entry %u", path, i);
+  for (guint i = 0; i < tr->engine->stores->len; i++)
+    if (!load_store (tr, r, json_array_get_element (sa, i), i, path, error))
       return FALSE;
-    }
-    JsonObject *e = json_node_get_object (en);
-    const char *name = json_object_get_string_member_with_default (e, "name", "");
-    const char *sig = json_object_get_string_member_with_default (e, "signature", "");
-    g_autofree char *mine = store_signature (s);
-    gint64 adam_t;
-    if (strcmp (name, stsim_param_store_get_name (s)) != 0 || strcmp (sig, mine) != 0) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
-                   "%s: parameter store '%s' does not match this recipe's '%s' (another model config?)", path, name,
-                   stsim_param_store_get_name (s));
-      return FALSE;
-    }
-    if (!get_int (e, "adam_t", &adam_t, path, error))
-      return FALSE;
-    gint64 n = 0, nm = 0, nv = 0;
-    float *data = stsim_param_store_get_data (s, &n);
-    float *m = stsim_adamw_get_m (opt, &nm);
-    float *v = stsim_adamw_get_v (opt, &nv);
-    g_autofree char *k1 = g_strdup_printf ("%u.%s.param", i, name);
-    g_autofree char *k2 = g_strdup_printf ("%u.%s.adam_m", i, name);
-    g_autofree char *k3 = g_strdup_printf ("%u.%s.adam_v", i, name);
-    if (!stsim_train_read_block (r, k1, data, n, error) || !stsim_train_read_block (r, k2, m, nm, error) || !stsim_train_read_block (r, k3, v, nv, error))
-      return FALSE;
-    stsim_adamw_set_t (opt, adam_t);
-  }
   if (!stsim_head_load_state (tr->engine->head, r, error))
     return FALSE;
   tr->step = step;
