@@ -176,18 +176,45 @@ const char               *stsim_component_get_label  (StsimComponent *component)
 const StsimParams        *stsim_component_get_params (StsimComponent *component);
 gpointer                  stsim_component_get_state  (StsimComponent *component);
 
-/* Kind-checked calls; an optional op that a plugin lacks is a no-op. */
+/* Checked calls: the only way to call a component's ops. Each checks the
+ * component's kind and that its plugin implements the op (non-NULL and
+ * within its vtable_size); a wrong kind or a missing op is a GError that
+ * names the component ("encoder.main (encoder 'bow-idf')") and the op, and
+ * an op that fails without an error gets one. Optional ops whose absence
+ * means "nothing to do" (encoder prepare, teacher prepare_corpus, objective
+ * params) are then no-ops; the stsim_*_has_*() queries tell a caller whether
+ * an optional op is there, without an error. */
 gsize    stsim_encoder_dim     (StsimComponent *encoder);
 gboolean stsim_encoder_prepare (StsimComponent *encoder, const char *const *sentences, gsize n, GError **error);
 gboolean stsim_encoder_encode  (StsimComponent *encoder, const char *const *sentences, gsize n,
                                 float *out, GError **error);
+/* The trainable network behind a neural encoder; NULL with an error
+ * (STSIM_ERROR_UNSUPPORTED, "... no trainable network ...") when the encoder
+ * has no model op or its op gives none. */
+gboolean            stsim_encoder_has_model (StsimComponent *encoder);
+struct _StsimModel *stsim_encoder_model     (StsimComponent *encoder, GError **error);
+/* The pooler (a StsimPooler value) the encoder uses at evaluation. */
+gboolean stsim_encoder_has_eval_pooler (StsimComponent *encoder);
+gboolean stsim_encoder_eval_pooler     (StsimComponent *encoder, int *pooler, GError **error);
 /* TRUE when @encoder implements encode_sparse; stsim_encoder_encode_sparse()
- * fails (STSIM_ERROR_UNSUPPORTED) on one that does not. */
+ * fails (STSIM_ERROR_UNSUPPORTED) on one that does not, and checks the
+ * coordinates it gives (ascending, each once, below dim). */
 gboolean stsim_encoder_has_sparse    (StsimComponent *encoder);
 gboolean stsim_encoder_encode_sparse (StsimComponent *encoder, const char *sentence, GArray *idx, GArray *val,
                                       GError **error);
 gboolean stsim_evaluator_evaluate (StsimComponent *evaluator, StsimComponent *encoder, StsimEvalMode mode,
                                    JsonObject *report, double *primary, GError **error);
+/* One step's loss into *@loss; an op that succeeds without one is an error. */
+gboolean stsim_objective_loss (StsimComponent *objective, StsimTrainStep *step, StsimTensor **loss,
+                               GError **error);
+/* The objective's own parameter stores (see the params op); NULL with
+ * *n_stores = 0 when it has none or no params op. */
+gboolean                        stsim_objective_has_params (StsimComponent *objective);
+struct _StsimParamStore *const *stsim_objective_params     (StsimComponent *objective, gsize *n_stores);
+gboolean stsim_teacher_similarity (StsimComponent *teacher, StsimTrainStep *step, float *sim, GError **error);
+gboolean stsim_teacher_has_prepare_corpus (StsimComponent *teacher);
+gboolean stsim_teacher_prepare_corpus     (StsimComponent *teacher, const char *const *texts, gsize n,
+                                           GError **error);
 
 /* ---- context ----------------------------------------------------------- */
 /* The data root (--data, STSIM_DATA, or the build's default); never NULL. */
@@ -196,5 +223,14 @@ guint64         stsim_context_get_seed     (StsimContext *ctx);
 int             stsim_context_get_threads  (StsimContext *ctx);
 /* Another component of the same recipe by label ("teacher.t1"), or NULL. */
 StsimComponent *stsim_context_lookup       (StsimContext *ctx, const char *label);
+/* The component of @kind labelled @label or, with @label NULL, the only one
+ * of @kind (an encoder that a teacher's references name is its frozen
+ * scorer and counts only when no other encoder is there). Otherwise NULL
+ * and an error (STSIM_ERROR_RECIPE) naming @label and @kind and listing the
+ * labels of @kind, for the caller to prefix with the key it read @label
+ * from. Only components already created are found (a recipe creates the
+ * sections a section refers to before it). */
+StsimComponent *stsim_context_find         (StsimContext *ctx, StsimKind kind, const char *label,
+                                            GError **error);
 
 G_END_DECLS
