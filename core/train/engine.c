@@ -7,77 +7,21 @@
 #include "train/dist.h"
 
 #include <math.h>
-#include <stddef.h>
 #include <string.h>
 
 /* ---- finding components ----------------------------------------------------------- */
-
-/* TRUE when a teacher section names @c in one of its references (an
- * encoder-teacher's `encoder = encoder.LABEL`): such an encoder is the
- * teacher's frozen scorer, never the student. */
-static gboolean
-wrapped_by_teacher (StsimContext *ctx, StsimComponent *c)
-{
-  guint n = 0;
-  StsimComponent *const *all = stsim_context_get_components (ctx, &n);
-  const char *label = stsim_component_get_label (c);
-  for (guint i = 0; i < n; i++) {
-    if (stsim_component_get_kind (all[i]) != STSIM_KIND_TEACHER)
-      continue;
-    const StsimParams *p = stsim_component_get_params (all[i]);
-    for (const StsimParamSpec *s = stsim_params_get_specs (p); s && s->name; s++) {
-      const char *const *refs = s->type == STSIM_PARAM_REFS ? stsim_params_get_refs (p, s->name, NULL) : NULL;
-      for (guint j = 0; refs && refs[j]; j++)
-        if (strcmp (refs[j], label) == 0)
-          return TRUE;
-    }
-  }
-  return FALSE;
-}
 
 StsimComponent *
 stsim_train_find_component (StsimContext *ctx, const StsimRecipe *recipe, StsimKind kind, const char *label,
                             GError **error)
 {
-  guint n = 0;
-  StsimComponent *const *all = stsim_context_get_components (ctx, &n);
-  StsimComponent *found = NULL;
-  guint count = 0;
-  if (label) {
-    StsimComponent *c = stsim_context_lookup (ctx, label);
-    if (!c || stsim_component_get_kind (c) != kind) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE, "[train] %s = %s: no enabled %s section with that label",
-                   stsim_kind_name (kind), label, stsim_kind_name (kind));
-      return NULL;
-    }
-    return c;
-  }
-  /* Encoders that a teacher wraps are skipped, unless nothing else is left. */
-  for (int skip_wrapped = kind == STSIM_KIND_ENCODER; skip_wrapped >= 0 && count == 0; skip_wrapped--)
-    for (guint i = 0; i < n; i++)
-      if (stsim_component_get_kind (all[i]) == kind && !(skip_wrapped && wrapped_by_teacher (ctx, all[i]))) {
-        if (!found)
-          found = all[i];
-        count++;
-      }
-  if (count == 0) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE, "%s: training needs an [%s] section",
-                 stsim_recipe_get_path (recipe), stsim_kind_name (kind));
-    return NULL;
-  }
-  if (count > 1) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
-                 "%s: %u %s sections; say which one to use with [train] %s = LABEL",
-                 stsim_recipe_get_path (recipe), count, stsim_kind_name (kind), stsim_kind_name (kind));
-    return NULL;
-  }
-  return found;
-}
-
-static gboolean
-vtable_has (const StsimComponentDesc *desc, gsize offset_end)
-{
-  return desc->vtable_size >= offset_end;
+  StsimComponent *c = stsim_context_find (ctx, kind, label, error);
+  if (!c && label)
+    g_prefix_error (error, "[train] %s = %s: ", stsim_kind_name (kind), label);
+  else if (!c)
+    g_prefix_error (error, "%s: training needs one %s section, say which with [train] %s = LABEL: ",
+                    stsim_recipe_get_path (recipe), stsim_kind_name (kind), stsim_kind_name (kind));
+  return c;
 }
 
 /* ---- construction -------------------------------------------------------------------- */
@@ -88,14 +32,12 @@ setup_encoder (StsimEngine *e, GError **error)
 {
   if (!(e->encoder = stsim_train_find_component (e->ctx, e->recipe, STSIM_KIND_ENCODER, e->cfg.encoder, error)))
     return FALSE;
-  const StsimComponentDesc *ed = stsim_component_get_desc (e->encoder);
-  const StsimEncoderVTable *evt = ed->vtable;
   const char *label = stsim_component_get_label (e->encoder);
-  if (!vtable_has (ed, offsetof (StsimEncoderVTable, model) + sizeof (gpointer)) || !evt->model ||
-      !(e->model = evt->model (stsim_component_get_state (e->encoder)))) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
-                 "[%s] use = %s: this encoder has no trainable network; train a neural encoder (e.g. bert)",
-                 label, ed->name);
+  GError *local = NULL;
+  if (!(e->model = stsim_encoder_model (e->encoder, &local))) {
+    /* A recipe error: the recipe asks to train what cannot be trained. */
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE, "[%s]: training needs a network: %s", label, local->message);
+    g_error_free (local);
     return FALSE;
   }
   if (!(e->tok = stsim_model_get_tokenizer (e->model))) {
@@ -130,14 +72,8 @@ setup_objectives (StsimEngine *e, GError **error)
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "[%s]: objective was not instantiated", rc->label);
       return FALSE;
     }
-    const StsimComponentDesc *d = stsim_component_get_desc (c);
-    const StsimObjectiveVTable *vt = d->vtable;
     TrainObjective o = { .component = c, .label = rc->label, .weight = rc->weight };
-    if (vtable_has (d, offsetof (StsimObjectiveVTable, params) + sizeof (gpointer)) && vt->params) {
-      o.stores = vt->params (stsim_component_get_state (c), &o.n_stores);
-      if (!o.stores)
-        o.n_stores = 0;
-    }
+    o.stores = stsim_objective_params (c, &o.n_stores);
     g_array_append_val (e->objectives, o);
   }
   if (e->objectives->len == 0) {
@@ -306,11 +242,10 @@ run_objectives (StsimEngine *e, StsimTrainStep *step, StsimTensor **total, gbool
   *total = NULL;
   for (guint i = 0; i < e->objectives->len; i++) {
     TrainObjective *o = &g_array_index (e->objectives, TrainObjective, i);
-    const StsimObjectiveVTable *vt = stsim_component_get_desc (o->component)->vtable;
     StsimTensor *loss = NULL;
     step->label = o->label;
     step->loss_local = FALSE;
-    if (!vt->loss (stsim_component_get_state (o->component), step, &loss, error)) {
+    if (!stsim_objective_loss (o->component, step, &loss, error)) {
       g_prefix_error (error, "step %" G_GUINT64_FORMAT ": [%s]: ", step->index, o->label);
       return FALSE;
     }

@@ -9,7 +9,6 @@
  * encoder's, and only decides for encoders that have no `pooler` parameter. */
 #include "train/engine-private.h"
 
-#include <stddef.h>
 #include <string.h>
 
 /* Whether an enabled teacher section refers to @label (it wraps that encoder). */
@@ -95,12 +94,13 @@ stsim_train_check_recipe (StsimRecipe *r)
 gboolean
 stsim_engine_resolve_pooler (StsimEngine *e, GError **error)
 {
-  const StsimComponentDesc *d = stsim_component_get_desc (e->encoder);
-  const StsimEncoderVTable *vt = d->vtable;
   const char *legacy = e->cfg.pooler;
 
-  if (d->vtable_size >= offsetof (StsimEncoderVTable, eval_pooler) + sizeof (gpointer) && vt->eval_pooler) {
-    e->pooler = (StsimPooler) vt->eval_pooler (stsim_component_get_state (e->encoder));
+  if (stsim_encoder_has_eval_pooler (e->encoder)) {
+    int pooler = 0;
+    if (!stsim_encoder_eval_pooler (e->encoder, &pooler, error))
+      return FALSE;
+    e->pooler = (StsimPooler) pooler;
     if (e->pooler == STSIM_POOL_CLS)
       e->pooler = STSIM_POOL_CLS_BEFORE_POOLER;  /* h; the head adds the MLP */
     return TRUE;

@@ -16,7 +16,6 @@
 #include "stsim/stsim-eval.h"
 
 #include <math.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -443,10 +442,7 @@ prepare_teachers_here (StsimTrainer *tr, GError **error)
   gsize count = stsim_corpus_get_n (tr->corpus);
   g_autofree const char **texts = NULL;
   for (guint i = 0; i < n; i++) {
-    const StsimComponentDesc *d = stsim_component_get_desc (all[i]);
-    const StsimTeacherVTable *vt = d->vtable;
-    if (d->kind != STSIM_KIND_TEACHER ||
-        d->vtable_size < offsetof (StsimTeacherVTable, prepare_corpus) + sizeof (gpointer) || !vt->prepare_corpus)
+    if (stsim_component_get_kind (all[i]) != STSIM_KIND_TEACHER || !stsim_teacher_has_prepare_corpus (all[i]))
       continue;
     if (!texts) {
       texts = g_new (const char *, count + 1);
@@ -454,7 +450,7 @@ prepare_teachers_here (StsimTrainer *tr, GError **error)
         texts[k] = stsim_corpus_get_text (tr->corpus, k, 0);
       texts[count] = NULL;
     }
-    if (!vt->prepare_corpus (stsim_component_get_state (all[i]), texts, count, error)) {
+    if (!stsim_teacher_prepare_corpus (all[i], texts, count, error)) {
       g_prefix_error (error, "[%s]: preparing the teacher: ", stsim_component_get_label (all[i]));
       return FALSE;
     }
