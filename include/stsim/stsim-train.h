@@ -28,7 +28,7 @@
  * no unused pass.
  *
  * An objective's loss() builds its scalar from autograd ops on the step's
- * tape; the trainer sums the weighted terms and runs backward once.
+ * tape; the engine (below) sums the weighted terms and runs backward once.
  */
 #pragma once
 #include <glib.h>
