@@ -8,17 +8,22 @@
  * Workloads (batch B = 64 sentences, max_len 32, vocabulary 30522):
  *   encode  eval mode, no gradients: stsim_model_encode of the B sentences
  *           (tokenization included), CLS vectors;
- *   simcse  unsupervised SimCSE (method.md §3.2-3.3): 2B rows (two dropout
- *           views), packed forward, CLS, MLP (dense + tanh), cosine / 0.05,
- *           cross-entropy, backward, clip 1.0, AdamW;
- *   paper   the composite step of method.md §9: the SimCSE branch with
+ *   simcse  the trainer's own step (stsim_engine_step, tokenization
+ *           included) on recipes/simcse-bert-base.ini: unsupervised SimCSE
+ *           (method.md §3.2-3.3), 2B rows (two dropout views), packed
+ *           forward, CLS, MLP (dense + tanh), cosine / 0.05, cross-entropy,
+ *           backward, clip 1.0, AdamW;
+ *   paper   the trainer's step on recipes/paper.ini (method.md §9) with one
+ *           teacher, as the PyTorch reference: the SimCSE branch with
  *           DiffCSE's BN projector, ListNet distillation from a frozen
  *           teacher of the same size run every step on the B sentences, BERT
  *           80/10/10 masking (ratio 0.30), a frozen generator of the same size
- *           (train-mode dropout, argmax at every real position), a trainable
- *           discriminator of the same size conditioned on z at position 0 and
- *           the RTD loss over all 2B·L positions (pads included, as published);
- *           L = contrast + rank + 0.005·rtd; AdamW on student, heads and D.
+ *           (train-mode dropout, argmax), a trainable discriminator of the
+ *           same size conditioned on z at position 0 and the RTD loss over
+ *           all 2B·L positions (pads included, as published);
+ *           L = contrast + rank + 0.005·rtd; AdamW on student, head and D.
+ * The training workloads build their components from the recipe, with random
+ * checkpoints of the bench's size written to a temporary folder.
  * Batches: "synthetic" (every sentence exactly max_len tokens) or "real"
  * (sentences drawn from the corpus with their natural lengths).
  *
@@ -331,115 +336,118 @@ new_model (const BenchConfig *bc, gboolean with_tokenizer, guint flags, guint64 
 typedef struct {
   const BenchConfig *bc;
   StsimTokenizer *tok;         /* the student's (borrowed) */
-  StsimModel *student, *teacher, *generator, *disc;
-  StsimParamStore *heads;      /* paper: BN projector + electra head */
-  StsimTensor *w1, *g1, *b1, *w2, *ew, *eb;
-  float *rm1, *rv1, *rm2, *rv2;
-  StsimAdamW *opt[3];
-  StsimParamStore *stores[3];
-  int n_stores;
-  StsimTape *tape, *gen_tape, *logit_tape;
-  gint32 *targets;
+  StsimModel *student;         /* encode */
+  /* simcse, paper: the shipped training step on a recipe's components */
+  StsimRegistry *reg;
+  StsimRecipe *recipe;
+  StsimContext *ctx;
+  StsimEngine *engine;
+  char *tmp;                   /* random checkpoints of the bench's size */
   /* per-step figures */
   double flops;
   gint64 tokens;
-  double t_opt;                /* clip + AdamW + zero-grad of the step */
 } Cell;
+
+static void
+remove_tree (const char *path)
+{
+  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK)) {
+    g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name (d))) {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      remove_tree (child);
+    }
+    g_rmdir (path);
+  } else
+    g_unlink (path);
+}
 
 static void
 cell_clear (Cell *c)
 {
-  for (int i = 0; i < c->n_stores; i++)
-    stsim_adamw_free (c->opt[i]);
-  g_clear_pointer (&c->heads, stsim_param_store_free);
+  g_clear_pointer (&c->engine, stsim_engine_free);
+  g_clear_pointer (&c->ctx, stsim_context_free);
+  g_clear_pointer (&c->recipe, stsim_recipe_free);
+  g_clear_pointer (&c->reg, stsim_registry_free);
   g_clear_pointer (&c->student, stsim_model_free);
-  g_clear_pointer (&c->teacher, stsim_model_free);
-  g_clear_pointer (&c->generator, stsim_model_free);
-  g_clear_pointer (&c->disc, stsim_model_free);
-  g_clear_pointer (&c->tape, stsim_tape_free);
-  g_clear_pointer (&c->gen_tape, stsim_tape_free);
-  g_clear_pointer (&c->logit_tape, stsim_tape_free);
-  g_free (c->rm1);
-  g_free (c->targets);
+  if (c->tmp)
+    remove_tree (c->tmp);
+  g_clear_pointer (&c->tmp, g_free);
 }
 
-static gboolean
-cell_setup (Cell *c, int workload, int B, GError **error)
+/* A random checkpoint of the bench's size in @c->tmp/@name (the weights do
+ * not change the cost of a step). */
+static char *
+write_checkpoint (Cell *c, const char *name, guint flags, guint64 seed, GError **error)
 {
-  const BenchConfig *bc = c->bc;
-  guint64 seed = (guint64) opt_seed;
-  gint64 H = bc->hidden;
-  /* encode: an inference model, with no gradient block (PyTorch allocates
-   * none before a backward either). */
-  guint sflags = workload == 0 ? STSIM_MODEL_FROZEN
-               : workload == 1 ? STSIM_MODEL_POOLER | STSIM_MODEL_RESET_POOLER : 0;
-  if (!(c->student = new_model (bc, TRUE, sflags, seed, error)))
-    return FALSE;
-  c->tok = stsim_model_get_tokenizer (c->student);
-  if (workload == 0)
-    return TRUE;
-  c->tape = stsim_tape_new (seed, 0);
-  c->stores[c->n_stores++] = stsim_model_get_params (c->student);
-  c->targets = g_new (gint32, B);
-  for (int i = 0; i < B; i++)
-    c->targets[i] = i;
-  if (workload == 2) {
-    if (!(c->teacher = new_model (bc, TRUE, STSIM_MODEL_FROZEN, seed + 1, error))
-        || !(c->generator = new_model (bc, FALSE, STSIM_MODEL_FROZEN | STSIM_MODEL_MLM_HEAD, seed + 2, error))
-        || !(c->disc = stsim_model_copy (c->student, 0, error)))
-      return FALSE;
-    c->heads = stsim_param_store_new ("heads", TRUE);
-    gint64 s_w1[2] = { 2 * H, H }, s_2h[1] = { 2 * H }, s_w2[2] = { H, 2 * H }, s_ew[2] = { 2, H }, s_eb[1] = { 2 };
-    c->w1 = stsim_param_store_add (c->heads, "proj.0.weight", 2, s_w1, 0);
-    c->g1 = stsim_param_store_add (c->heads, "proj.1.weight", 1, s_2h, STSIM_VIEW_NO_DECAY);
-    c->b1 = stsim_param_store_add (c->heads, "proj.1.bias", 1, s_2h, STSIM_VIEW_NO_DECAY);
-    c->w2 = stsim_param_store_add (c->heads, "proj.3.weight", 2, s_w2, 0);
-    c->ew = stsim_param_store_add (c->heads, "electra.weight", 2, s_ew, 0);
-    c->eb = stsim_param_store_add (c->heads, "electra.bias", 1, s_eb, STSIM_VIEW_NO_DECAY);
-    if (!stsim_param_store_finish (c->heads, error))
-      return FALSE;
-    StsimRng rng;
-    stsim_rng_init (&rng, seed + 3, STSIM_RNG_STREAM_INIT);
-    stsim_rng_fill_normal (&rng, c->w1->data, c->w1->numel, 0.0f, 0.02f);
-    stsim_rng_fill_normal (&rng, c->w2->data, c->w2->numel, 0.0f, 0.02f);
-    stsim_rng_fill_normal (&rng, c->ew->data, c->ew->numel, 0.0f, 0.02f);
-    for (gint64 i = 0; i < c->g1->numel; i++)
-      c->g1->data[i] = 1.0f;
-    c->rm1 = g_new0 (float, 6 * H);
-    c->rv1 = c->rm1 + 2 * H;
-    c->rm2 = c->rv1 + 2 * H;
-    c->rv2 = c->rm2 + H;
-    for (gint64 i = 0; i < 2 * H; i++)
-      c->rv1[i] = 1.0f;
-    for (gint64 i = 0; i < H; i++)
-      c->rv2[i] = 1.0f;
-    c->stores[c->n_stores++] = c->heads;
-    c->stores[c->n_stores++] = stsim_model_get_params (c->disc);
-    c->gen_tape = stsim_tape_new (seed ^ 0x9E3779B97F4A7C15ull, 0);
-    c->logit_tape = stsim_tape_new (seed, 0);
+  g_autoptr(StsimModel) m = new_model (c->bc, TRUE, flags, seed, error);
+  g_autofree char *vocab = g_build_filename (data_dir (), "vocab", "bert-base-uncased", NULL);
+  char *dir = g_build_filename (c->tmp, name, NULL);
+  if (!m || !stsim_model_set_tokenizer_dir (m, vocab, error) || !stsim_model_save (m, dir, error)) {
+    g_prefix_error (error, "writing the bench's %s checkpoint: ", name);
+    g_free (dir);
+    return NULL;
   }
-  StsimAdamWConfig acfg = STSIM_ADAMW_CONFIG_INIT;
-  for (int i = 0; i < c->n_stores; i++)
-    c->opt[i] = stsim_adamw_new (c->stores[i], &acfg);
+  return dir;
+}
+
+/* The workload's recipe (recipes/simcse-bert-base.ini, recipes/paper.ini)
+ * with the bench's batch, length and seed, and random checkpoints of the
+ * bench's size for every model it loads. paper keeps one teacher (as the
+ * PyTorch reference does); its generator is a BERT with an MLM head. */
+static gboolean
+cell_setup_engine (Cell *c, int workload, int B, int steps, GError **error)
+{
+  c->tmp = g_dir_make_tmp ("stsim-bench-XXXXXX", error);
+  if (!c->tmp)
+    return FALSE;
+  guint64 seed = (guint64) opt_seed;
+  g_autofree char *student = write_checkpoint (c, "student", STSIM_MODEL_POOLER, seed, error);
+  g_autofree char *teacher = student && workload == 2 ? write_checkpoint (c, "teacher", 0, seed + 1, error) : NULL;
+  g_autofree char *gen = teacher ? write_checkpoint (c, "generator", STSIM_MODEL_MLM_HEAD, seed + 2, error) : NULL;
+  if (!student || (workload == 2 && !gen))
+    return FALSE;
+  GPtrArray *o = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (o, g_strdup_printf ("run.seed=%" G_GINT64_FORMAT, opt_seed));
+  g_ptr_array_add (o, g_strdup_printf ("run.output=%s/run", c->tmp));
+  g_ptr_array_add (o, g_strdup_printf ("train.batch_size=%d", B));
+  g_ptr_array_add (o, g_strdup_printf ("train.max_len=%d", opt_max_len));
+  g_ptr_array_add (o, g_strdup_printf ("train.steps=%d", steps));
+  g_ptr_array_add (o, g_strdup_printf ("encoder.model=%s", student));
+  if (workload == 2) {
+    g_ptr_array_add (o, g_strdup_printf ("teacher.a.model=%s", teacher));
+    g_ptr_array_add (o, g_strdup ("teacher.a.cache=false"));
+    g_ptr_array_add (o, g_strdup ("teacher.b.enabled=false"));
+    g_ptr_array_add (o, g_strdup ("objective.rank.teachers=teacher.a"));
+    g_ptr_array_add (o, g_strdup ("objective.rank.teacher_weights=1"));
+    g_ptr_array_add (o, g_strdup_printf ("objective.diff.generator=%s", gen));
+  }
+  g_ptr_array_add (o, NULL);
+  g_autoptr(GPtrArray) overrides = o;
+  g_autofree char *recipe = g_build_filename (STSIM_SOURCE_DIR, "recipes",
+                                              workload == 1 ? "simcse-bert-base.ini" : "paper.ini", NULL);
+  c->reg = tool_registry_new (NULL);
+  if (!(c->recipe = stsim_recipe_load (c->reg, recipe, (const char *const *) overrides->pdata, opt_data, error)))
+    return FALSE;
+  c->ctx = stsim_recipe_new_context (c->recipe);
+  if (!stsim_recipe_instantiate (c->recipe, c->ctx, error) ||
+      !(c->engine = stsim_engine_new (c->recipe, c->ctx, error)))
+    return FALSE;
+  c->tok = stsim_model_get_tokenizer (stsim_engine_get_model (c->engine));
   return TRUE;
 }
 
-/* Backward, clip, AdamW, zero-grad, reset: the tail of every training step. */
 static gboolean
-finish_step (Cell *c, StsimTensor *loss, GError **error)
+cell_setup (Cell *c, int workload, int B, int steps, GError **error)
 {
-  if (!stsim_tape_backward (c->tape, loss, NULL, error))
+  if (workload != 0)
+    return cell_setup_engine (c, workload, B, steps, error);
+  /* encode: an inference model, with no gradient block (PyTorch allocates
+   * none before a backward either). */
+  if (!(c->student = new_model (c->bc, TRUE, STSIM_MODEL_FROZEN, (guint64) opt_seed, error)))
     return FALSE;
-  STSIM_PROF_BEGIN (t0);
-  double norm;
-  if (!stsim_clip_grad_norm (c->stores, c->n_stores, 1.0, &norm, error))
-    return FALSE;
-  for (int i = 0; i < c->n_stores; i++) {
-    stsim_adamw_step (c->opt[i], 3e-5);
-    stsim_param_store_zero_grad (c->stores[i]);
-  }
-  STSIM_PROF_END (t0, "clip+adamw+zero", 0.0);
-  stsim_tape_reset (c->tape);
+  c->tok = stsim_model_get_tokenizer (c->student);
   return TRUE;
 }
 
@@ -460,159 +468,19 @@ step_encode (Cell *c, char **texts, int B, GError **error)
                              out, error);
 }
 
+/* One step of the trainer's engine on the 2B rows (tokenization included). */
 static gboolean
-step_simcse (Cell *c, const StsimTokenBatch *tb, guint64 step, GError **error)
+step_train (Cell *c, const char **rowtexts, int B, guint64 step, GError **error)
 {
-  StsimTape *tape = c->tape;
-  gint64 B = (gint64) tb->n / 2;
-  stsim_tape_set_step (tape, step);
-  StsimForwardOptions fo = { .packed = TRUE };
-  StsimModelOutput out;
-  if (!stsim_model_forward (c->student, tape, tb, &fo, &out, error))
+  StsimEngineResult r;
+  if (!stsim_engine_step (c->engine, rowtexts, B, step, &r, error))
     return FALSE;
-  StsimTensor *z = stsim_model_pool (c->student, tape, &out, STSIM_POOL_CLS);   /* tanh(W·h_CLS + b) */
-  StsimTensor *sim = stsim_cosine_matrix (tape, stsim_slice_rows (tape, z, 0, B), stsim_slice_rows (tape, z, B, B));
-  StsimTensor *loss = stsim_cross_entropy (tape, stsim_scale (tape, sim, 1.0f / 0.05f), c->targets, -100);
-  return finish_step (c, loss, error);
-}
-
-/* ListNet targets: softmax over j != i of the teacher's cos(t_i, t_j)/τ, q_ii = 0. */
-static void
-teacher_targets (const float *t, gint64 B, gint64 H, float tau, float *q)
-{
-  g_autofree float *nrm = g_new (float, B);
-  for (gint64 i = 0; i < B; i++) {
-    double s = 0;
-    for (gint64 k = 0; k < H; k++)
-      s += (double) t[i * H + k] * t[i * H + k];
-    nrm[i] = MAX ((float) sqrt (s), 1e-8f);
+  if (r.skipped) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_NUMERIC, "step %" G_GUINT64_FORMAT ": non-finite loss %g", step,
+                 r.loss);
+    return FALSE;
   }
-  for (gint64 i = 0; i < B; i++) {
-    float m = -INFINITY;
-    for (gint64 j = 0; j < B; j++) {
-      float d = 0;
-      for (gint64 k = 0; k < H; k++)
-        d += t[i * H + k] * t[j * H + k];
-      q[i * B + j] = d / (nrm[i] * nrm[j]) / tau;
-      if (j != i)
-        m = MAX (m, q[i * B + j]);
-    }
-    double z = 0;
-    for (gint64 j = 0; j < B; j++)
-      z += j == i ? 0.0 : (q[i * B + j] = expf (q[i * B + j] - m));
-    for (gint64 j = 0; j < B; j++)
-      q[i * B + j] = j == i ? 0.0f : (float) (q[i * B + j] / z);
-  }
-}
-
-static gboolean
-step_paper (Cell *c, const StsimTokenBatch *tb, char **texts, guint64 step, GError **error)
-{
-  StsimTape *tape = c->tape;
-  const gint64 n = (gint64) tb->n, B = n / 2, W = (gint64) tb->width, H = c->bc->hidden;
-  stsim_tape_set_step (tape, step);
-
-  /* Contrastive branch: student, BN projector, InfoNCE. */
-  StsimForwardOptions fo = { .packed = TRUE };
-  StsimModelOutput out;
-  if (!stsim_model_forward (c->student, tape, tb, &fo, &out, error))
-    return FALSE;
-  StsimTensor *h = stsim_model_pool (c->student, tape, &out, STSIM_POOL_CLS_BEFORE_POOLER);
-  StsimTensor *a = stsim_batch_norm (tape, stsim_linear (tape, h, c->w1, NULL), c->g1, c->b1, c->rm1, c->rv1, 0.1f, 1e-5f);
-  StsimTensor *z = stsim_linear (tape, stsim_relu (tape, a), c->w2, NULL);
-  z = stsim_batch_norm (tape, z, NULL, NULL, c->rm2, c->rv2, 0.1f, 1e-5f);
-  StsimTensor *sim = stsim_cosine_matrix (tape, stsim_slice_rows (tape, z, 0, B), stsim_slice_rows (tape, z, B, B));
-  StsimTensor *logits = stsim_scale (tape, sim, 1.0f / 0.05f);
-  StsimTensor *l_con = stsim_cross_entropy (tape, logits, c->targets, -100);
-
-  /* Rank distillation: the teacher (eval mode) scores the B sentences. */
-  StsimArena *arena = stsim_tape_get_arena (tape);
-  float *tv = stsim_arena_alloc (arena, sizeof (float) * B * H);
-  float *q = stsim_arena_alloc (arena, sizeof (float) * B * B);
-  STSIM_PROF_BEGIN (tt);
-  if (!stsim_model_encode (c->teacher, (const char *const *) texts, B, STSIM_POOL_CLS_BEFORE_POOLER, opt_max_len,
-                           tv, error))
-    return FALSE;
-  teacher_targets (tv, B, H, 0.05f, q);
-  STSIM_PROF_END (tt, "teacher", 0.0);
-  StsimTensor *l_rank = stsim_soft_cross_entropy (tape, logits, q, TRUE);
-
-  /* Difference prediction: mask, generator argmax, discriminator on ĝ·m with z at position 0. */
-  STSIM_PROF_BEGIN (tg);
-  gint32 *masked = stsim_arena_alloc (arena, sizeof (gint32) * n * W);
-  gint32 *mlm_labels = stsim_arena_alloc (arena, sizeof (gint32) * n * W);
-  StsimRng rng;
-  stsim_rng_init (&rng, (guint64) opt_seed, STSIM_RNG_STREAM_MASKING);
-  stsim_rng_seek (&rng, step << 32);
-  StsimMaskingConfig mcfg = { 0.30, 0.8, 0.1 };
-  stsim_mask_tokens (c->tok, &mcfg, &rng, tb->ids, tb->lengths, n, W, masked, mlm_labels);
-  StsimTape *gt = c->gen_tape;
-  stsim_tape_reset (gt);
-  stsim_tape_set_grad_enabled (gt, FALSE);
-  stsim_tape_set_training (gt, TRUE);   /* the published generator is a train-mode submodule */
-  stsim_tape_set_step (gt, step);
-  StsimTokenBatch gin = { .n = tb->n, .width = tb->width, .ids = masked, .mask = tb->mask, .lengths = tb->lengths };
-  StsimModelOutput gout;
-  if (!stsim_model_forward (c->generator, gt, &gin, &fo, &gout, error))
-    return FALSE;
-  /* Positions 1..len-1 only: position 0 becomes CLS and pads become 0 below,
-   * so their logits could not change the result. */
-  gint64 n_pos = 0;
-  for (gint64 r = 0; r < n; r++)
-    n_pos += MAX (tb->lengths[r] - 1, 0);
-  gint32 *rows = stsim_arena_alloc (arena, sizeof (gint32) * MAX (n_pos, 1));
-  gint32 *where = stsim_arena_alloc (arena, sizeof (gint32) * MAX (n_pos, 1));
-  gint32 *gen = stsim_arena_alloc (arena, sizeof (gint32) * n * W);
-  memset (gen, 0, sizeof (gint32) * n * W);
-  gint64 k = 0;
-  for (gint64 r = 0; r < n; r++)
-    for (gint32 p = 1; p < tb->lengths[r]; p++) {
-      rows[k] = gout.seqs[r].offset + p;
-      where[k++] = (gint32) (r * W + p);
-    }
-  StsimTensor *last = gout.hidden[gout.n_layers];
-  const gint64 CH = 256;
-  for (gint64 s0 = 0; s0 < n_pos; s0 += CH) {
-    gint64 m = MIN (CH, n_pos - s0);
-    StsimTape *lt = c->logit_tape;
-    stsim_tape_reset (lt);
-    stsim_tape_set_grad_enabled (lt, FALSE);
-    StsimTensor *lg = stsim_model_mlm_logits (c->generator, lt, stsim_gather_rows (lt, last, rows + s0, m));
-    if (!lg) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "generator logits failed");
-      return FALSE;
-    }
-    /* Rows are independent: threads split them (first maximum wins, as torch.argmax). */
-#pragma omp parallel for schedule(static)
-    for (gint64 i = 0; i < m; i++) {
-      const float *row = lg->data + i * VOCAB;
-      gint32 best = 0;
-      for (gint32 j = 1; j < VOCAB; j++)
-        if (row[j] > row[best])
-          best = j;
-      gen[where[s0 + i]] = best;
-    }
-  }
-  stsim_tape_reset (c->logit_tape);
-  stsim_tape_reset (gt);
-  gint32 *rtd = stsim_arena_alloc (arena, sizeof (gint32) * n * W);
-  gint32 cls = stsim_tokenizer_cls_id (c->tok);
-  for (gint64 r = 0; r < n; r++) {
-    gen[r * W] = cls;
-    for (gint64 p = 0; p < W; p++)
-      rtd[r * W + p] = p < tb->lengths[r] ? gen[r * W + p] != tb->ids[r * W + p] : 0;
-  }
-  STSIM_PROF_END (tg, "generator", 0.0);
-  StsimTokenBatch din = { .n = tb->n, .width = tb->width, .ids = gen, .mask = tb->mask, .lengths = tb->lengths };
-  StsimForwardOptions dfo = { .packed = FALSE, .row0 = z };   /* pads included in the RTD loss */
-  StsimModelOutput dout;
-  if (!stsim_model_forward (c->disc, tape, &din, &dfo, &dout, error))
-    return FALSE;
-  StsimTensor *el = stsim_linear (tape, dout.hidden[dout.n_layers], c->ew, c->eb);
-  StsimTensor *l_rtd = stsim_cross_entropy_2class (tape, el, rtd, NULL);
-
-  StsimTensor *loss = stsim_axpby (tape, 1.0f, stsim_axpby (tape, 1.0f, l_con, 1.0f, l_rank), 0.005f, l_rtd);
-  return finish_step (c, loss, error);
+  return TRUE;
 }
 
 /* Work of one step (FLOPs) and the real tokens the student sees. */
@@ -732,7 +600,7 @@ run_cell (void)
   }
   Cell c = { .bc = bc };
   int B = set->B;
-  if (!cell_setup (&c, workload, B, &error)) {
+  if (!cell_setup (&c, workload, B, need, &error)) {
     tool_print_error (error);
     cell_clear (&c);
     return STSIM_EXIT_INVALID;
@@ -754,8 +622,7 @@ run_cell (void)
     }
     double t0 = now ();
     gboolean ok = workload == 0 ? step_encode (&c, set->texts[s], B, &error)
-                : workload == 1 ? step_simcse (&c, &tb, (guint64) s, &error)
-                : step_paper (&c, &tb, set->texts[s], (guint64) s, &error);
+                : step_train (&c, rowtexts, B, (guint64) s, &error);
     times[s] = now () - t0;
     if (ok && s >= opt_warmup) {
       step_work (&c, workload, &tb, B);
@@ -765,8 +632,8 @@ run_cell (void)
     stsim_token_batch_clear (&tb);
   }
   stsim_profile_set_enabled (FALSE);
-  if (c.tape)
-    arena_peak = stsim_arena_get_high_water (stsim_tape_get_arena (c.tape));
+  if (c.engine)
+    arena_peak = stsim_arena_get_high_water (stsim_tape_get_arena (stsim_engine_get_tape (c.engine)));
   if (error) {
     tool_print_error (error);
     cell_clear (&c);

@@ -232,6 +232,13 @@ stsim_engine_get_encoder (StsimEngine *engine)
   return engine->encoder;
 }
 
+StsimTape *
+stsim_engine_get_tape (StsimEngine *engine)
+{
+  g_return_val_if_fail (engine != NULL, NULL);
+  return engine->tape;
+}
+
 /* ---- one step -------------------------------------------------------------------------- */
 
 /* Σ weight_i · loss_i on the tape into *total; each term's value into

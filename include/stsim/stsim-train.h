@@ -243,6 +243,8 @@ void         stsim_engine_set_total_steps (StsimEngine *engine, guint64 total_st
 guint        stsim_engine_get_n_views     (StsimEngine *engine);
 StsimModel  *stsim_engine_get_model       (StsimEngine *engine);
 StsimComponent *stsim_engine_get_encoder  (StsimEngine *engine);
+/* The tape every step records on (its arena's high-water mark, say). */
+StsimTape   *stsim_engine_get_tape        (StsimEngine *engine);
 /* One step over @n_sentences sentences: @row_texts holds their V·n texts,
  * view-major (see ROW ORDER). @step numbers the step (dropout, masking and
  * the lr schedule depend on it). FALSE on a hard error; a non-finite step is
