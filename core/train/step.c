@@ -201,10 +201,10 @@ pooled_local (StsimTrainStep *step, GError **error)
 static StsimTensor *
 gather_global (StsimTrainStep *step, StsimTensor *local, GError **error)
 {
-  StsimEngine *tr = step->engine;
-  StsimTape *tape = tr->tape;
-  const gsize W = (gsize) MAX (tr->world, 1);
-  const int me = tr->rank;
+  StsimEngine *e = step->engine;
+  StsimTape *tape = e->tape;
+  const gsize W = (gsize) MAX (e->world, 1);
+  const int me = e->rank;
   const gint64 H = stsim_tensor_cols (local);
   const guint V = step->V;
   g_autofree gsize *counts = g_new (gsize, W);
@@ -443,11 +443,11 @@ stsim_train_step_set_model (StsimTrainStep *step, StsimModel *model, const char 
                             GError **error)
 {
   g_return_val_if_fail (step != NULL && model != NULL && texts != NULL && step->owns_engine, FALSE);
-  StsimEngine *tr = step->engine;
-  tr->model = model;
-  tr->tok = stsim_model_get_tokenizer (model);
-  tr->max_len = max_len;
-  if (!tr->tok) {
+  StsimEngine *e = step->engine;
+  e->model = model;
+  e->tok = stsim_model_get_tokenizer (model);
+  e->max_len = max_len;
+  if (!e->tok) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "the model has no tokenizer");
     return FALSE;
   }
@@ -456,7 +456,7 @@ stsim_train_step_set_model (StsimTrainStep *step, StsimModel *model, const char 
   for (gsize i = 0; i < n; i++)
     step->row_texts[i] = g_strdup (texts[i]);
   step->owns_texts = TRUE;
-  return stsim_tokenizer_encode_batch (tr->tok, (const char *const *) step->row_texts, n, max_len, &step->batch,
+  return stsim_tokenizer_encode_batch (e->tok, (const char *const *) step->row_texts, n, max_len, &step->batch,
                                        error);
 }
 
