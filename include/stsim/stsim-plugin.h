@@ -33,6 +33,7 @@
 #include <glib.h>
 #include <gmodule.h>
 #include <json-glib/json-glib.h>
+#include "stsim-export.h"
 #include "stsim-error.h"
 #include "stsim-params.h"
 
@@ -49,7 +50,9 @@ typedef enum {
   STSIM_KIND_N_KINDS     /* new kinds are added before this, never in between */
 } StsimKind;
 
+STSIM_API
 const char *stsim_kind_name (StsimKind kind);                       /* "encoder", ... */
+STSIM_API
 gboolean    stsim_kind_from_name (const char *name, StsimKind *out);
 
 /* An instance built from one recipe section, e.g. [encoder.main]. */
@@ -171,30 +174,50 @@ typedef const StsimPluginDesc *(*StsimPluginDescribeFunc) (void);
   }
 
 /* ---- component instances ---------------------------------------------- */
+STSIM_API
 const StsimComponentDesc *stsim_component_get_desc   (StsimComponent *component);
+STSIM_API
 const char               *stsim_component_get_label  (StsimComponent *component); /* "encoder.main" */
+STSIM_API
 const StsimParams        *stsim_component_get_params (StsimComponent *component);
+STSIM_API
 gpointer                  stsim_component_get_state  (StsimComponent *component);
+STSIM_API
+StsimKind                 stsim_component_get_kind   (StsimComponent *component);
 
 /* Kind-checked calls; an optional op that a plugin lacks is a no-op. */
+STSIM_API
 gsize    stsim_encoder_dim     (StsimComponent *encoder);
+STSIM_API
 gboolean stsim_encoder_prepare (StsimComponent *encoder, const char *const *sentences, gsize n, GError **error);
+STSIM_API
 gboolean stsim_encoder_encode  (StsimComponent *encoder, const char *const *sentences, gsize n,
                                 float *out, GError **error);
 /* TRUE when @encoder implements encode_sparse; stsim_encoder_encode_sparse()
  * fails (STSIM_ERROR_UNSUPPORTED) on one that does not. */
+STSIM_API
 gboolean stsim_encoder_has_sparse    (StsimComponent *encoder);
+STSIM_API
 gboolean stsim_encoder_encode_sparse (StsimComponent *encoder, const char *sentence, GArray *idx, GArray *val,
                                       GError **error);
+STSIM_API
 gboolean stsim_evaluator_evaluate (StsimComponent *evaluator, StsimComponent *encoder, StsimEvalMode mode,
                                    JsonObject *report, double *primary, GError **error);
 
 /* ---- context ----------------------------------------------------------- */
 /* The data root (--data, STSIM_DATA, or the build's default); never NULL. */
+STSIM_API
 const char     *stsim_context_get_data_dir (StsimContext *ctx);
+STSIM_API
 guint64         stsim_context_get_seed     (StsimContext *ctx);
+STSIM_API
 int             stsim_context_get_threads  (StsimContext *ctx);
 /* Another component of the same recipe by label ("teacher.t1"), or NULL. */
+STSIM_API
 StsimComponent *stsim_context_lookup       (StsimContext *ctx, const char *label);
+/* The context's components, in the order they were added (instantiation
+ * order for a recipe's). */
+STSIM_API
+StsimComponent *const *stsim_context_get_components (StsimContext *ctx, guint *n_out);
 
 G_END_DECLS
