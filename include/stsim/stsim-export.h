@@ -4,7 +4,7 @@
  * gnu_symbol_visibility : 'hidden') and with STSIM_COMPILATION defined, so
  * only declarations marked STSIM_API in the installed headers are exported;
  * every other function of the library is internal and cannot be linked
- * against. tests/sdk/test-exports.sh checks that the two sets agree. For code
+ * against. tests/sdk/test-boundary.sh checks that the two sets agree. For code
  * that uses the library the mark is empty. */
 #pragma once
 

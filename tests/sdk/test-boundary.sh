@@ -7,8 +7,9 @@
 #    declaration the library does not export. Every export is stsim_*.
 # 2. Every top-level function declaration of those headers is marked
 #    (a declaration without STSIM_API would compile and fail to link).
-# 3. Plugins include only public headers, and not the registry, recipe or
-#    trainer ones (stsim.h is their umbrella); tools include only public
+# 3. Plugins (plugins/, the test plugins, the SDK's hello-plugin.c) include
+#    only public headers, and not the registry, recipe or trainer ones
+#    (stsim.h is their umbrella); tools include only public
 #    headers and their own tool-common.h (no core-internal header, no
 #    generated stsim-config.h).
 # Headers are parsed simply: a line that is exactly STSIM_API marks the
@@ -66,8 +67,8 @@ $unmarked"
 
 # ---- 3. who includes what ----------------------------------------------------------------------
 public=$(cd "$src/include/stsim" && ls *.h | tr '\n' ' ')
-check_includes () {  # $1: label, $2: folder, $3: public headers it must not include, $4: local headers it may include
-  for f in $(find "$src/$2" -name '*.c' -o -name '*.h'); do
+check_includes () {  # $1: label, $2: folders or files, $3: public headers it must not include, $4: local headers it may include
+  for f in $(for d in $2; do find "$src/$d" -name '*.c' -o -name '*.h'; done); do
     sed -n 's/^[ \t]*#[ \t]*include[ \t]*[<"]\([^>"]*\)[>"].*/\1/p' "$f" | while read -r inc; do
       case "$inc" in
         stsim/*)
@@ -85,7 +86,7 @@ check_includes () {  # $1: label, $2: folder, $3: public headers it must not inc
     done
   done
 }
-bad=$(check_includes plugin plugins "stsim-registry.h stsim-recipe.h stsim-train.h" "*")
+bad=$(check_includes plugin "plugins tests/plugins tests/sdk/hello-plugin.c" "stsim-registry.h stsim-recipe.h stsim-train.h" "*")
 [ -z "$bad" ] || fail "plugins reach past the plugin API:
 $bad"
 bad=$(check_includes tool core/tools "" "tool-common.h")
