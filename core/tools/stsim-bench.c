@@ -51,14 +51,13 @@
 
 #include <json-glib/json-glib.h>
 
-#include "stsim-config.h"
 #include "stsim/stsim.h"
 #include "stsim/stsim-model.h"
 #include "stsim/stsim-optim.h"
 #include "stsim/stsim-train.h"
-#include "numerics/numerics-profile.h"
+#include "stsim/stsim-profile.h"
 #include "tool-common.h"
-#include "io/bounded.h"
+#include "stsim/stsim-bounded.h"
 
 #define VOCAB 30522
 #define N_PROFILE 64

@@ -23,7 +23,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include "tool-common.h"
-#include "io/bounded.h"
+#include "stsim/stsim-bounded.h"
 
 #define LOCK_NAME    "stsim-data.lock"
 #define PARTIAL_NAME ".stsim-data-partial"

@@ -17,7 +17,7 @@
 
 #include "stsim/stsim-model.h"
 #include "tool-common.h"
-#include "io/bounded.h"
+#include "stsim/stsim-bounded.h"
 
 static char *opt_model = NULL;
 static char *opt_pooler = NULL;

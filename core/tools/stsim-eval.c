@@ -14,7 +14,7 @@
 #include "stsim/stsim-transfer.h"
 #include "stsim/stsim-registry.h"
 #include "tool-common.h"
-#include "io/bounded.h"
+#include "stsim/stsim-bounded.h"
 
 /* model_type of DIR/config.json, which names the encoder plugin. */
 static char *

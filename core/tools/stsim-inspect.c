@@ -10,7 +10,7 @@
  * Exit status: 0 success, 1 invalid input (unknown component, bad recipe), 2 usage error.
  */
 #include "tool-common.h"
-#include "stsim-config.h"
+#include "stsim/stsim-version.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -152,7 +152,7 @@ list_components (StsimRegistry *reg, gboolean have_kind, StsimKind kind)
       json_object_set_string_member (c, "file", e->file);
       json_array_add_object_element (arr, c);
     }
-    json_object_set_string_member (o, "stsim_version", STSIM_VERSION);
+    json_object_set_string_member (o, "stsim_version", STSIM_VERSION_STRING);
     json_object_set_int_member (o, "n_plugins", stsim_registry_get_n_plugins (reg));
     json_object_set_array_member (o, "components", arr);
     json_object_set_array_member (o, "core_sections", core_sections_json ());

@@ -23,8 +23,8 @@
 #include "stsim/stsim-error.h"
 #include "stsim/stsim-eval.h"
 #include "tool-common.h"
-#include "train/curves.h"
-#include "io/bounded.h"
+#include "stsim/stsim-curves.h"
+#include "stsim/stsim-bounded.h"
 
 /* Columns of a run: the seven tasks in table order, then these. */
 enum { N_TASKS = 7, COL_AVG = N_TASKS, COL_DEV, COL_TIME, N_COLS };

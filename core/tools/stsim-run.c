@@ -19,9 +19,8 @@
  * Exit status: 0 success, 1 invalid input or a failed run, 2 usage error.
  */
 #include "tool-common.h"
-#include "stsim-config.h"
 #include "stsim/stsim-train.h"
-#include "train/dist.h"
+#include "stsim/stsim-dist.h"
 
 #include <string.h>
 #include <sys/stat.h>

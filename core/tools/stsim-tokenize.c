@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "stsim/stsim-tokenizer.h"
-#include "io/bounded.h"
+#include "stsim/stsim-bounded.h"
 
 static char *opt_model = NULL;
 static gint opt_max_len = 0;

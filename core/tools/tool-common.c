@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include "io/bounded.h"
+#include "stsim/stsim-bounded.h"
 
 /* libgomp reads OMP_WAIT_POLICY once, when it is loaded, before main(). Its
  * default spins at every barrier; when the other core is busy, each small

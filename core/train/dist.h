@@ -1,5 +1,6 @@
 /* dist.h: data-parallel training across processes (MPI), internal to
- * libstsim and its tools (docs/distributed.md).
+ * libstsim (docs/distributed.md). What tools call (start, stop, rank) is
+ * public: stsim/stsim-dist.h.
  *
  * One process per rank; every rank holds the whole model. The world is
  * MPI_COMM_WORLD when the process was started by an MPI launcher (mpirun
@@ -15,27 +16,9 @@
 #include <glib.h>
 #include "stsim/stsim-error.h"
 #include "stsim/stsim-autograd.h"
+#include "stsim/stsim-dist.h"
 
 G_BEGIN_DECLS
-
-/* TRUE when libstsim was built with MPI. */
-gboolean stsim_dist_compiled (void);
-/* Starts MPI when the process runs under an MPI launcher (idempotent), and
- * installs a SIGTERM handler that says why the launcher stopped this rank.
- * Without a launcher (or without MPI support) the world is one rank and
- * nothing is started. Tools call it first thing in main(). */
-gboolean stsim_dist_init (int *argc, char ***argv, GError **error);
-/* MPI_Finalize when stsim_dist_init started MPI; call once at a normal exit. */
-void     stsim_dist_finalize (void);
-/* For tools only (the library never calls it): stops every rank of the job
- * with @code after an error on this rank, so that no rank waits forever in
- * a collective. Returns (doing nothing) in a one-rank world. */
-void     stsim_dist_abort (int code);
-
-int      stsim_dist_rank (void);   /* 0 .. size-1 */
-int      stsim_dist_size (void);   /* 1 unless started under MPI */
-/* "rank 1/2: " in a multi-rank world, "" otherwise (static string). */
-const char *stsim_dist_prefix (void);
 
 gboolean stsim_dist_barrier (GError **error);
 /* In-place sums over the ranks (one MPI_Allreduce per ≤ 2^28 elements). */

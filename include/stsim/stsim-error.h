@@ -11,10 +11,12 @@
  */
 #pragma once
 #include <glib.h>
+#include "stsim-export.h"
 
 G_BEGIN_DECLS
 
 #define STSIM_ERROR (stsim_error_quark ())
+STSIM_API
 GQuark stsim_error_quark (void);
 
 /* Codes are stable: docs/error-codes.md lists each with its meaning. */
@@ -33,6 +35,7 @@ typedef enum {
   STSIM_ERROR_UNSUPPORTED,    /* valid but not implemented (e.g. an unknown dtype) */
 } StsimErrorCode;
 
+STSIM_API
 const char *stsim_error_code_name (StsimErrorCode code);
 
 G_END_DECLS

@@ -15,18 +15,23 @@
  * frozen, seed.
  */
 #pragma once
+#include "stsim-export.h"
 #include "stsim-plugin.h"
 #include "stsim-model.h"
 
 G_BEGIN_DECLS
 
+STSIM_API
 extern const StsimParamSpec     stsim_model_encoder_params[];
+STSIM_API
 extern const StsimEncoderVTable stsim_model_encoder_vtable;
 
 /* Loads (or creates) the model the parameters describe; the checkpoint's
  * model_type must be @arch. */
+STSIM_API
 gpointer stsim_model_encoder_create  (const StsimParams *params, StsimContext *ctx, StsimArch arch,
                                       GError **error);
+STSIM_API
 void     stsim_model_encoder_destroy (gpointer state);
 
 G_END_DECLS

@@ -18,6 +18,7 @@
  */
 #pragma once
 #include <glib.h>
+#include "stsim-export.h"
 #include "stsim-error.h"
 #include "stsim-tensor.h"
 #include "stsim-autograd.h"
@@ -49,9 +50,12 @@ typedef struct {
 
 /* config.json -> config; unknown keys ignored, missing required ones and
  * unsupported values (hidden_act other than gelu, ...) are errors naming the key. */
+STSIM_API
 gboolean stsim_model_config_load (const char *config_json, StsimModelConfig *config, GError **error);
 /* Defaults of each architecture's base model, for fresh models. */
+STSIM_API
 void     stsim_model_config_init (StsimModelConfig *config, StsimArch arch);
+STSIM_API
 const char *stsim_arch_name (StsimArch arch);
 
 typedef enum {
@@ -62,7 +66,9 @@ typedef enum {
   STSIM_POOL_AVG_TOP2,           /* masked mean of (layer N-1 + layer N)/2 */
 } StsimPooler;
 
+STSIM_API
 const char *stsim_pooler_name (StsimPooler pooler);
+STSIM_API
 gboolean    stsim_pooler_from_name (const char *name, StsimPooler *out);
 #define STSIM_POOLER_CHOICES "cls|cls_before_pooler|avg|avg_first_last|avg_top2"
 
@@ -83,26 +89,35 @@ typedef struct _StsimModel StsimModel;
  * and the tokenizer files if present. Tensors the flags ask for but the file
  * lacks (pooler, head) are initialised from @seed; any other missing tensor,
  * or a wrong shape, is an error naming the tensor. */
+STSIM_API
 StsimModel *stsim_model_load (const char *dir, guint flags, guint64 seed, GError **error);
 /* A fresh model for pretraining: N(0, initializer_range) weights, zero biases,
  * LayerNorm 1 and 0. The model takes ownership of @tokenizer (may be NULL). */
+STSIM_API
 StsimModel *stsim_model_new (const StsimModelConfig *config, StsimTokenizer *tokenizer, guint flags,
                              guint64 seed, GError **error);
 /* A second model with the same config, tokenizer files and a copy of the
  * weights (DiffCSE's discriminator starts as a copy of the student). */
+STSIM_API
 StsimModel *stsim_model_copy (StsimModel *model, guint flags, GError **error);
+STSIM_API
 void        stsim_model_free (StsimModel *model);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimModel, stsim_model_free)
 
 /* Writes an HF folder atomically (a temporary sibling folder, then rename):
  * config.json, model.safetensors with HF names (bert./roberta. prefix, pooler,
  * MLM head tied to the word embeddings as HF does), tokenizer files. */
+STSIM_API
 gboolean stsim_model_save (StsimModel *model, const char *dir, GError **error);
 
+STSIM_API
 const StsimModelConfig *stsim_model_get_config    (StsimModel *model);
+STSIM_API
 StsimTokenizer         *stsim_model_get_tokenizer (StsimModel *model);   /* NULL if none */
+STSIM_API
 StsimParamStore        *stsim_model_get_params    (StsimModel *model);
 /* The folder it was loaded from, or NULL for a fresh model. */
+STSIM_API
 const char             *stsim_model_get_source    (StsimModel *model);
 
 /* Additions beyond the first contract. */
@@ -112,19 +127,24 @@ const char             *stsim_model_get_source    (StsimModel *model);
  * the MLM head keeps HF's names ("cls.predictions.bias", "lm_head.dense.weight",
  * "vocab_transform.weight"). Biases and LayerNorm weights are NO_DECAY. */
 /* The flags the model was made with. */
+STSIM_API
 guint                   stsim_model_get_flags     (StsimModel *model);
 /* Which of STSIM_MODEL_POOLER / STSIM_MODEL_MLM_HEAD were initialised from
  * the seed rather than read from the checkpoint (evaluating with the `cls`
  * pooler of a random pooler is almost always a mistake). */
+STSIM_API
 guint                   stsim_model_get_initialized (StsimModel *model);
 /* H: the size of every pooled vector. */
+STSIM_API
 gsize                   stsim_model_get_dim       (StsimModel *model);
 /* Sentences per batch of stsim_model_encode (default 64; batches are also
  * capped at a few thousand tokens). */
+STSIM_API
 void                    stsim_model_set_encode_batch (StsimModel *model, int n_sentences);
 /* Loads the tokenizer of folder @dir (vocab.txt, or vocab.json + merges.txt)
  * into the model and keeps its files for stsim_model_save: a fresh model
  * saves the tokenizer it was built with. */
+STSIM_API
 gboolean                stsim_model_set_tokenizer_dir (StsimModel *model, const char *dir, GError **error);
 
 /* ---- forward ---------------------------------------------------------- */
@@ -145,17 +165,21 @@ typedef struct {
 
 /* Runs the encoder on a token batch (stsim_tokenizer_encode_batch). Train or
  * eval mode and gradients follow the tape. */
+STSIM_API
 gboolean     stsim_model_forward (StsimModel *model, StsimTape *tape, const StsimTokenBatch *batch,
                                   const StsimForwardOptions *options, StsimModelOutput *out, GError **error);
 /* [B, H] sentence vectors from a forward output. */
+STSIM_API
 StsimTensor *stsim_model_pool (StsimModel *model, StsimTape *tape, const StsimModelOutput *out,
                                StsimPooler pooler);
 /* MLM logits [n, V] for hidden rows [n, H] (select rows first: computing
  * logits only where a loss needs them is the big saving). */
+STSIM_API
 StsimTensor *stsim_model_mlm_logits (StsimModel *model, StsimTape *tape, StsimTensor *hidden);
 
 /* Eval-mode, no-grad embeddings of sentences into out[n, H]: sorts by length,
  * batches, packs. @max_len 0: no truncation. */
+STSIM_API
 gboolean     stsim_model_encode (StsimModel *model, const char *const *sentences, gsize n,
                                  StsimPooler pooler, int max_len, float *out, GError **error);
 

@@ -20,6 +20,7 @@
  */
 #pragma once
 #include <glib.h>
+#include "stsim-export.h"
 
 G_BEGIN_DECLS
 
@@ -51,51 +52,70 @@ typedef struct {
   guint           flags;         /* StsimParamFlags */
 } StsimParamSpec;
 
+STSIM_API
 const char *stsim_param_type_name (StsimParamType type);
 
 /* Resolved values of one component's table. */
 typedef struct _StsimParams StsimParams;
 
+STSIM_API
 StsimParams *stsim_params_new (const StsimParamSpec *specs);
+STSIM_API
 void         stsim_params_free (StsimParams *params);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimParams, stsim_params_free)
 
 /* Checks @specs (names, types, defaults that parse, ranges, choices) as the
  * registry does before it trusts a plugin. @where prefixes messages. */
+STSIM_API
 gboolean stsim_param_specs_validate (const StsimParamSpec *specs, const char *where, GError **error);
 
+STSIM_API
 const StsimParamSpec *stsim_params_get_specs (const StsimParams *params);
+STSIM_API
 const StsimParamSpec *stsim_param_specs_lookup (const StsimParamSpec *specs, const char *name);
 
 /* Parses @value with the rules of the parameter's type and range. */
+STSIM_API
 gboolean stsim_params_set (StsimParams *params, const char *name, const char *value, GError **error);
 /* Applies defaults; fails naming each required parameter that is still unset. */
+STSIM_API
 gboolean stsim_params_finish (StsimParams *params, GError **error);
 
+STSIM_API
 gboolean           stsim_params_is_set     (const StsimParams *params, const char *name);
 /* TRUE when @name holds its spec's default value (or, without a default, is
  * unset). After stsim_params_finish() a default counts as set, and a resolved
  * recipe writes defaults out, so "the user left it alone" is this test. */
+STSIM_API
 gboolean           stsim_params_is_default (const StsimParams *params, const char *name);
+STSIM_API
 gboolean           stsim_params_get_bool   (const StsimParams *params, const char *name);
+STSIM_API
 gint64             stsim_params_get_int    (const StsimParams *params, const char *name);
+STSIM_API
 double             stsim_params_get_double (const StsimParams *params, const char *name);
 /* STRING, ENUM and PATH values; NULL when unset. */
+STSIM_API
 const char        *stsim_params_get_string (const StsimParams *params, const char *name);
 /* REFS: the labels, NULL-terminated; *n_out (optional) gets their count. */
+STSIM_API
 const char *const *stsim_params_get_refs   (const StsimParams *params, const char *name, gsize *n_out);
 /* Canonical text of a value, as the resolved recipe writes it; NULL when unset. */
+STSIM_API
 char              *stsim_params_to_string  (const StsimParams *params, const char *name);
 
 /* Additions beyond the first contract. */
 /* A deep copy (values and path variables). */
+STSIM_API
 StsimParams       *stsim_params_copy       (const StsimParams *params);
 /* What ${data} and ${recipe_dir} expand to in PATH values set or defaulted
  * afterwards. Unset data_dir: stsim's data root (STSIM_DATA or the build
  * default); unset recipe_dir: ${recipe_dir} is an error. */
+STSIM_API
 void               stsim_params_set_path_vars (StsimParams *params, const char *data_dir, const char *recipe_dir);
 /* Parses @value for @spec without storing it (the recipe parser's check);
  * @canonical_out (optional) gets the canonical text. */
+STSIM_API
 gboolean           stsim_param_parse_check (const StsimParamSpec *spec, const char *value,
                                             const char *data_dir, const char *recipe_dir,
                                             char **canonical_out, GError **error);

@@ -33,6 +33,7 @@
 #include <glib.h>
 #include <gmodule.h>
 #include <json-glib/json-glib.h>
+#include "stsim-export.h"
 #include "stsim-error.h"
 #include "stsim-params.h"
 
@@ -49,7 +50,9 @@ typedef enum {
   STSIM_KIND_N_KINDS     /* new kinds are added before this, never in between */
 } StsimKind;
 
+STSIM_API
 const char *stsim_kind_name (StsimKind kind);                       /* "encoder", ... */
+STSIM_API
 gboolean    stsim_kind_from_name (const char *name, StsimKind *out);
 
 /* An instance built from one recipe section, e.g. [encoder.main]. */
@@ -171,10 +174,16 @@ typedef const StsimPluginDesc *(*StsimPluginDescribeFunc) (void);
   }
 
 /* ---- component instances ---------------------------------------------- */
+STSIM_API
 const StsimComponentDesc *stsim_component_get_desc   (StsimComponent *component);
+STSIM_API
 const char               *stsim_component_get_label  (StsimComponent *component); /* "encoder.main" */
+STSIM_API
 const StsimParams        *stsim_component_get_params (StsimComponent *component);
+STSIM_API
 gpointer                  stsim_component_get_state  (StsimComponent *component);
+STSIM_API
+StsimKind                 stsim_component_get_kind   (StsimComponent *component);
 
 /* Checked calls: the only way to call a component's ops. Each checks the
  * component's kind and that its plugin implements the op (non-NULL and
@@ -184,44 +193,64 @@ gpointer                  stsim_component_get_state  (StsimComponent *component)
  * means "nothing to do" (encoder prepare, teacher prepare_corpus, objective
  * params) are then no-ops; the stsim_*_has_*() queries tell a caller whether
  * an optional op is there, without an error. */
+STSIM_API
 gsize    stsim_encoder_dim     (StsimComponent *encoder);
+STSIM_API
 gboolean stsim_encoder_prepare (StsimComponent *encoder, const char *const *sentences, gsize n, GError **error);
+STSIM_API
 gboolean stsim_encoder_encode  (StsimComponent *encoder, const char *const *sentences, gsize n,
                                 float *out, GError **error);
 /* The trainable network behind a neural encoder; NULL with an error
  * (STSIM_ERROR_UNSUPPORTED, "... no trainable network ...") when the encoder
  * has no model op or its op gives none. */
+STSIM_API
 gboolean            stsim_encoder_has_model (StsimComponent *encoder);
+STSIM_API
 struct _StsimModel *stsim_encoder_model     (StsimComponent *encoder, GError **error);
 /* The pooler (a StsimPooler value) the encoder uses at evaluation. */
+STSIM_API
 gboolean stsim_encoder_has_eval_pooler (StsimComponent *encoder);
+STSIM_API
 gboolean stsim_encoder_eval_pooler     (StsimComponent *encoder, int *pooler, GError **error);
 /* TRUE when @encoder implements encode_sparse; stsim_encoder_encode_sparse()
  * fails (STSIM_ERROR_UNSUPPORTED) on one that does not, and checks the
  * coordinates it gives (ascending, each once, below dim). */
+STSIM_API
 gboolean stsim_encoder_has_sparse    (StsimComponent *encoder);
+STSIM_API
 gboolean stsim_encoder_encode_sparse (StsimComponent *encoder, const char *sentence, GArray *idx, GArray *val,
                                       GError **error);
+STSIM_API
 gboolean stsim_evaluator_evaluate (StsimComponent *evaluator, StsimComponent *encoder, StsimEvalMode mode,
                                    JsonObject *report, double *primary, GError **error);
 /* One step's loss into *@loss; an op that succeeds without one is an error. */
+STSIM_API
 gboolean stsim_objective_loss (StsimComponent *objective, StsimTrainStep *step, StsimTensor **loss,
                                GError **error);
 /* The objective's own parameter stores (see the params op); NULL with
  * *n_stores = 0 when it has none or no params op. */
+STSIM_API
 gboolean                        stsim_objective_has_params (StsimComponent *objective);
+STSIM_API
 struct _StsimParamStore *const *stsim_objective_params     (StsimComponent *objective, gsize *n_stores);
+STSIM_API
 gboolean stsim_teacher_similarity (StsimComponent *teacher, StsimTrainStep *step, float *sim, GError **error);
+STSIM_API
 gboolean stsim_teacher_has_prepare_corpus (StsimComponent *teacher);
+STSIM_API
 gboolean stsim_teacher_prepare_corpus     (StsimComponent *teacher, const char *const *texts, gsize n,
                                            GError **error);
 
 /* ---- context ----------------------------------------------------------- */
 /* The data root (--data, STSIM_DATA, or the build's default); never NULL. */
+STSIM_API
 const char     *stsim_context_get_data_dir (StsimContext *ctx);
+STSIM_API
 guint64         stsim_context_get_seed     (StsimContext *ctx);
+STSIM_API
 int             stsim_context_get_threads  (StsimContext *ctx);
 /* Another component of the same recipe by label ("teacher.t1"), or NULL. */
+STSIM_API
 StsimComponent *stsim_context_lookup       (StsimContext *ctx, const char *label);
 /* The component of @kind labelled @label or, with @label NULL, the only one
  * of @kind (an encoder that a teacher's references name is its frozen
@@ -230,7 +259,12 @@ StsimComponent *stsim_context_lookup       (StsimContext *ctx, const char *label
  * labels of @kind, for the caller to prefix with the key it read @label
  * from. Only components already created are found (a recipe creates the
  * sections a section refers to before it). */
+STSIM_API
 StsimComponent *stsim_context_find         (StsimContext *ctx, StsimKind kind, const char *label,
                                             GError **error);
+/* The context's components, in the order they were added (instantiation
+ * order for a recipe's). */
+STSIM_API
+StsimComponent *const *stsim_context_get_components (StsimContext *ctx, guint *n_out);
 
 G_END_DECLS

@@ -36,6 +36,7 @@
  */
 #pragma once
 #include <glib.h>
+#include "stsim-export.h"
 #include "stsim-error.h"
 #include "stsim-params.h"
 #include "stsim-plugin.h"
@@ -69,10 +70,13 @@ typedef struct {
  *                   --set values other than run.name and run.output: the start
  *                   of the SHA-256 of the sorted SECTION.KEY=VALUE lines
  *   include paths   read while merging (below), never stored */
+STSIM_API
 gboolean stsim_recipe_register_core_section (const char *name, const StsimParamSpec *specs, GError **error);
 /* The registered core sections' names, [run] first, NULL-terminated (g_strfreev). */
+STSIM_API
 char   **stsim_recipe_list_core_sections (void);
 /* The parameter table of core section @name; NULL when none is registered. */
+STSIM_API
 const StsimParamSpec *stsim_recipe_lookup_core_section (const char *name);
 
 /* A check that needs several sections at once (e.g. [train] against the
@@ -82,12 +86,15 @@ const StsimParamSpec *stsim_recipe_lookup_core_section (const char *name);
  * fails with all errors) or stsim_recipe_check_warning(). Registering the
  * same function twice registers it once. */
 typedef void (*StsimRecipeCheckFunc) (StsimRecipe *recipe);
+STSIM_API
 void     stsim_recipe_register_check (StsimRecipeCheckFunc check);
 /* Only inside a check: an error or warning located like the parser's own
  * ("FILE:LINE: [section] message", the line of @key, or of the section
  * header when @key is NULL; "(from --set)" when it came from an override). */
+STSIM_API
 void     stsim_recipe_check_error   (StsimRecipe *recipe, const char *section, const char *key,
                                      const char *fmt, ...) G_GNUC_PRINTF (4, 5);
+STSIM_API
 void     stsim_recipe_check_warning (StsimRecipe *recipe, const char *section, const char *key,
                                      const char *fmt, ...) G_GNUC_PRINTF (4, 5);
 
@@ -95,57 +102,80 @@ void     stsim_recipe_check_warning (StsimRecipe *recipe, const char *section, c
  * the last '.' before '='), applied on top of the file and validated the same
  * way; they may add sections. @data_dir: the root ${data} expands to (NULL:
  * stsim_data_dir_resolve (NULL)). */
+STSIM_API
 StsimRecipe *stsim_recipe_load      (StsimRegistry *reg, const char *path, const char *const *overrides,
                                      const char *data_dir, GError **error);
 /* The same from text in memory; @path names it in messages and gives
  * ${recipe_dir} and the default run name. */
+STSIM_API
 StsimRecipe *stsim_recipe_load_data (StsimRegistry *reg, const char *text, gssize length, const char *path,
                                      const char *const *overrides, const char *data_dir, GError **error);
+STSIM_API
 void         stsim_recipe_free      (StsimRecipe *recipe);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimRecipe, stsim_recipe_free)
 
+STSIM_API
 const char *stsim_recipe_get_path     (const StsimRecipe *recipe);
+STSIM_API
 const char *stsim_recipe_get_data_dir (const StsimRecipe *recipe);
 /* The files merged into the recipe, NULL-terminated, in the order merged: the
  * files [run] include names (recursively, each before the file that includes
  * it), then the recipe itself, last. Just the recipe when it has no includes. */
+STSIM_API
 const char *const *stsim_recipe_get_files (const StsimRecipe *recipe);
 /* [run] values. */
+STSIM_API
 const char *stsim_recipe_get_name     (const StsimRecipe *recipe);
+STSIM_API
 const char *stsim_recipe_get_output   (const StsimRecipe *recipe);
 /* TRUE when [run] output was not given (file or --set) but derived from the name. */
+STSIM_API
 gboolean    stsim_recipe_get_output_is_default (const StsimRecipe *recipe);
+STSIM_API
 guint64     stsim_recipe_get_seed     (const StsimRecipe *recipe);
+STSIM_API
 int         stsim_recipe_get_threads  (const StsimRecipe *recipe);
 /* A core section's values (defaults applied, also when the recipe lacks the
  * section); NULL if no such core section is registered. */
+STSIM_API
 const StsimParams *stsim_recipe_get_core (const StsimRecipe *recipe, const char *section);
 /* Warnings that do not stop a run (deprecated parameters), one per entry. */
+STSIM_API
 const char *const *stsim_recipe_get_warnings (const StsimRecipe *recipe);
 
 /* Component sections in file order (then --set order). */
+STSIM_API
 guint                       stsim_recipe_get_n_components  (const StsimRecipe *recipe);
+STSIM_API
 const StsimRecipeComponent *stsim_recipe_get_component     (const StsimRecipe *recipe, guint i);
+STSIM_API
 const StsimRecipeComponent *stsim_recipe_lookup_component  (const StsimRecipe *recipe, const char *label);
 /* Enabled components in instantiation order: referenced labels first. */
+STSIM_API
 guint                       stsim_recipe_get_n_ordered     (const StsimRecipe *recipe);
+STSIM_API
 const StsimRecipeComponent *stsim_recipe_get_ordered       (const StsimRecipe *recipe, guint i);
 /* How many enabled components of @kind the recipe has. */
+STSIM_API
 guint                       stsim_recipe_count_kind        (const StsimRecipe *recipe, StsimKind kind);
 
 /* A context with the recipe's data root, seed and threads. */
+STSIM_API
 StsimContext *stsim_recipe_new_context (const StsimRecipe *recipe);
 /* Creates every enabled component in dependency order and adds it to @ctx
  * (which destroys them in reverse order). On failure the components created
  * so far stay in @ctx. */
+STSIM_API
 gboolean      stsim_recipe_instantiate (const StsimRecipe *recipe, StsimContext *ctx, GError **error);
 
 /* The fully resolved recipe as INI text: a header comment (stsim and plugin
  * versions; the files merged, when there were includes), [run] and the other core sections given, then one section per
  * component, `use` first, every value explicit. Loading this text again gives
  * the same text. */
+STSIM_API
 char     *stsim_recipe_to_string      (const StsimRecipe *recipe);
 /* Writes stsim_recipe_to_string() to @dir/resolved.ini atomically, creating @dir. */
+STSIM_API
 gboolean  stsim_recipe_write_resolved (const StsimRecipe *recipe, const char *dir, GError **error);
 
 G_END_DECLS

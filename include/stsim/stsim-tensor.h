@@ -27,6 +27,7 @@
  */
 #pragma once
 #include <glib.h>
+#include "stsim-export.h"
 #include "stsim-error.h"
 
 G_BEGIN_DECLS
@@ -60,10 +61,13 @@ static inline gint64   stsim_tensor_cols (const StsimTensor *t) { return t->ndim
 static inline gint64   stsim_tensor_rows (const StsimTensor *t) { return t->ndim > 0 && t->shape[t->ndim - 1] > 0 ? t->numel / t->shape[t->ndim - 1] : 1; }
 
 /* "[4096, 768]" into @buf (at least 64 bytes); returns buf. For messages. */
+STSIM_API
 const char *stsim_tensor_shape_string (const StsimTensor *t, char *buf, gsize size);
 /* Same ndim and extents. */
+STSIM_API
 gboolean    stsim_tensor_same_shape (const StsimTensor *a, const StsimTensor *b);
 /* Sets or clears REQUIRES_GRAD on a leaf (a test input, say). */
+STSIM_API
 void        stsim_tensor_set_requires_grad (StsimTensor *t, gboolean requires_grad);
 
 /* ---- arena ------------------------------------------------------------- */
@@ -71,19 +75,28 @@ typedef struct _StsimArena StsimArena;
 
 /* @initial_bytes may be 0: the first step then runs from overflow chunks
  * and the first reset sizes the block. */
+STSIM_API
 StsimArena *stsim_arena_new   (gsize initial_bytes);
+STSIM_API
 void        stsim_arena_free  (StsimArena *arena);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimArena, stsim_arena_free)
 /* 64-byte aligned, uninitialised. Never fails (GLib aborts on OOM). */
+STSIM_API
 gpointer    stsim_arena_alloc (StsimArena *arena, gsize bytes);
+STSIM_API
 gpointer    stsim_arena_alloc0 (StsimArena *arena, gsize bytes);
 /* Forgets every allocation; grows the block first when the step overflowed. */
+STSIM_API
 void        stsim_arena_reset (StsimArena *arena);
+STSIM_API
 gsize       stsim_arena_get_used       (const StsimArena *arena);  /* bytes in use now */
+STSIM_API
 gsize       stsim_arena_get_high_water (const StsimArena *arena);  /* max bytes in use over its life */
+STSIM_API
 gsize       stsim_arena_get_capacity   (const StsimArena *arena);  /* bytes of the main block */
 /* How many times the arena called malloc (block growth and overflow chunks);
  * constant across steps once warmed up. */
+STSIM_API
 guint64     stsim_arena_get_n_mallocs  (const StsimArena *arena);
 
 /* ---- parameter stores -------------------------------------------------- */
@@ -106,43 +119,60 @@ typedef struct _StsimParamStore StsimParamStore;
 
 /* @trainable FALSE: a frozen network (teacher, generator): no gradient block
  * at all and every view is FROZEN. */
+STSIM_API
 StsimParamStore *stsim_param_store_new  (const char *name, gboolean trainable);
+STSIM_API
 void             stsim_param_store_free (StsimParamStore *store);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimParamStore, stsim_param_store_free)
 
 /* Declares a parameter; its tensor's data stays NULL until finish(). Returns
  * NULL (with a critical) on a duplicate name, bad shape, or after finish(). */
+STSIM_API
 StsimTensor *stsim_param_store_add (StsimParamStore *store, const char *name, int ndim,
                                     const gint64 *shape, guint32 view_flags);
 /* Allocates the value and gradient blocks (zeroed) and points every view's
  * tensor into them. */
+STSIM_API
 gboolean     stsim_param_store_finish (StsimParamStore *store, GError **error);
 /* A tensor over the adjacent parameters @names (same trailing dimensions),
  * stacked along dimension 0: e.g. query/key/value weights [H,H] each as one
  * [3H,H]. Not a named view (checkpoints never see it). Fails if they are
  * not adjacent in declaration order or their flags differ. */
+STSIM_API
 StsimTensor *stsim_param_store_fuse (StsimParamStore *store, const char *const *names, gsize n_names,
                                      GError **error);
 
+STSIM_API
 const char           *stsim_param_store_get_name (const StsimParamStore *store);
+STSIM_API
 gsize                 stsim_param_store_get_n_views (const StsimParamStore *store);
+STSIM_API
 const StsimParamView *stsim_param_store_get_view (const StsimParamStore *store, gsize i);
+STSIM_API
 const StsimParamView *stsim_param_store_lookup (const StsimParamStore *store, const char *name);
+STSIM_API
 gboolean              stsim_param_store_is_trainable (const StsimParamStore *store);
 /* The blocks (NULL before finish(); grad NULL for a frozen store). */
+STSIM_API
 float                *stsim_param_store_get_data (StsimParamStore *store, gint64 *n_floats);
+STSIM_API
 float                *stsim_param_store_get_grad (StsimParamStore *store, gint64 *n_floats);
 /* Number of floats of all views that are not FROZEN. */
+STSIM_API
 gint64                stsim_param_store_get_n_trainable (const StsimParamStore *store);
+STSIM_API
 void                  stsim_param_store_zero_grad (StsimParamStore *store);
 /* Sets or clears FROZEN on one view (e.g. freeze the embeddings). */
+STSIM_API
 gboolean              stsim_param_store_set_frozen (StsimParamStore *store, const char *name,
                                                     gboolean frozen, GError **error);
 
 /* ---- threads ----------------------------------------------------------- */
 /* Sets the threads of OpenBLAS and of OpenMP (one pool: the OpenMP build of
  * OpenBLAS). 0 means all cores. Returns the count now in effect. */
+STSIM_API
 int  stsim_set_threads (int n_threads);
+STSIM_API
 int  stsim_get_threads (void);
 
 G_END_DECLS

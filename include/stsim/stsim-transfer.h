@@ -17,6 +17,7 @@
 #pragma once
 #include <glib.h>
 #include <json-glib/json-glib.h>
+#include "stsim-export.h"
 #include "stsim-error.h"
 #include "stsim-eval.h"
 
@@ -30,13 +31,18 @@ typedef struct {
 } StsimMt19937;
 
 /* np.random.RandomState(seed) */
+STSIM_API
 void    stsim_mt19937_init (StsimMt19937 *mt, guint32 seed);
+STSIM_API
 guint32 stsim_mt19937_u32 (StsimMt19937 *mt);
 /* RandomState.random_sample(): 53-bit double in [0, 1). */
+STSIM_API
 double  stsim_mt19937_double (StsimMt19937 *mt);
 /* RandomState.shuffle of a 1-D integer array (legacy bounded draws). */
+STSIM_API
 void    stsim_mt19937_shuffle (StsimMt19937 *mt, gint32 *x, gsize n);
 /* RandomState.permutation(n). */
+STSIM_API
 void    stsim_mt19937_permutation (StsimMt19937 *mt, gint32 *out, gsize n);
 
 /* ---- features ------------------------------------------------------------ */
@@ -51,11 +57,14 @@ typedef struct {
   float   *val;      /* [nnz] */
 } StsimTransferMatrix;
 
+STSIM_API
 void                 stsim_transfer_matrix_free (StsimTransferMatrix *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimTransferMatrix, stsim_transfer_matrix_free)
 /* A dense copy of @n rows of @d floats. */
+STSIM_API
 StsimTransferMatrix *stsim_transfer_matrix_new_dense (const float *x, gsize n, gsize d);
 /* SentEval's MRPC features np.c_[|a - b|, a * b], row by row (2d columns). */
+STSIM_API
 StsimTransferMatrix *stsim_transfer_matrix_pair (const StsimTransferMatrix *a, const StsimTransferMatrix *b);
 
 /* ---- classifier ---------------------------------------------------------- */
@@ -77,10 +86,12 @@ typedef struct {
 
 /* SimCSE's "test" (Adam, batch 64, tenacity 5, epoch size 4, 10 folds) and
  * "fasttest" (RMSprop, batch 128, tenacity 3, epoch size 2, 5 folds) modes. */
+STSIM_API
 void stsim_transfer_config_init (StsimTransferConfig *config, gboolean fasttest);
 
 /* SentEval's StratifiedKFold(n_splits = k, shuffle = True, random_state =
  * seed) test fold of each of the n labels (scikit-learn >= 0.22 algorithm). */
+STSIM_API
 gboolean stsim_transfer_stratified_folds (const gint32 *y, gsize n, guint k, guint32 seed, gint32 *fold,
                                           GError **error);
 
@@ -97,17 +108,20 @@ typedef struct {
  * penalty of 1e-5..1e-2 with the best mean accuracy over k inner folds, then
  * a fit on the outer train part (5% held out for early stopping) scored on
  * the outer test fold. */
+STSIM_API
 gboolean stsim_transfer_inner_kfold (const StsimTransferMatrix *x, const gint32 *y, guint n_classes,
                                      const StsimTransferConfig *config, StsimTransferScore *score,
                                      GError **error);
 /* KFoldClassifier (TREC, MRPC): the penalty by k-fold cross-validation on
  * train, then a fit on all of train (5% held out) scored on test.
  * @pred_test (optional, [n test rows]) receives the test predictions. */
+STSIM_API
 gboolean stsim_transfer_kfold (const StsimTransferMatrix *train, const gint32 *y_train,
                                const StsimTransferMatrix *test, const gint32 *y_test, guint n_classes,
                                const StsimTransferConfig *config, StsimTransferScore *score,
                                gint32 *pred_test, GError **error);
 /* SplitClassifier (SST2): the penalty by dev accuracy, test of that model. */
+STSIM_API
 gboolean stsim_transfer_split (const StsimTransferMatrix *train, const gint32 *y_train,
                                const StsimTransferMatrix *dev, const gint32 *y_dev,
                                const StsimTransferMatrix *test, const gint32 *y_test, guint n_classes,
@@ -140,13 +154,17 @@ typedef struct {
   gsize       n_prepare;
 } StsimTransferTask;
 
+STSIM_API
 void stsim_transfer_task_free (StsimTransferTask *task);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimTransferTask, stsim_transfer_task_free)
 
 /* The seven tasks in table order, NULL-terminated. */
+STSIM_API
 const char *const *stsim_transfer_task_names (void);
+STSIM_API
 gboolean           stsim_transfer_is_task (const char *name);
 /* Loads @task from @data_dir (laid out like ../shared/data; see stsim_sts_find_root). */
+STSIM_API
 StsimTransferTask *stsim_transfer_task_load (const char *data_dir, const char *task, GError **error);
 
 /* ---- evaluation ------------------------------------------------------------ */
@@ -164,9 +182,11 @@ typedef struct {
 /* Runs the tasks and fills @report (schema in docs/evaluation.md): "table"
  * (accuracy x100 per task and Avg), "table_printed", "tasks" (devacc, acc,
  * f1 for MRPC, sizes, timing). *primary = mean test (DEV: dev) accuracy / 100. */
+STSIM_API
 gboolean stsim_transfer_run (const StsimTransferOptions *options, const StsimStsEncoder *encoder,
                              JsonObject *report, double *primary, GError **error);
 /* The seven-task table (and per-task dev/test lines) of a transfer report. */
+STSIM_API
 char    *stsim_transfer_report_format (JsonObject *report);
 
 G_END_DECLS

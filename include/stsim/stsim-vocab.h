@@ -16,6 +16,7 @@
  * the 256-symbol byte alphabet. Special tokens take the first ids. */
 #pragma once
 #include <glib.h>
+#include "stsim-export.h"
 #include "stsim-error.h"
 
 G_BEGIN_DECLS
@@ -49,38 +50,51 @@ typedef struct {
   gpointer           progress_data;
 } StsimVocabOptions;
 
+STSIM_API
 void stsim_vocab_options_init (StsimVocabOptions *o, StsimVocabKind kind, gint64 vocab_size);
 
 typedef struct _StsimVocabTrainer StsimVocabTrainer;
 
+STSIM_API
 StsimVocabTrainer *stsim_vocab_trainer_new  (const StsimVocabOptions *options);
+STSIM_API
 void               stsim_vocab_trainer_free (StsimVocabTrainer *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimVocabTrainer, stsim_vocab_trainer_free)
 
 /* Counts the words of a UTF-8 text file, line by line ('\n' kept with its
  * line, as HF feeds lines). Invalid UTF-8 and NUL bytes are errors naming
  * file:line (STSIM_ERROR_ENCODING, STSIM_ERROR_DATA). */
+STSIM_API
 gboolean stsim_vocab_trainer_add_file (StsimVocabTrainer *t, const char *path, GError **error);
 /* The same for text in memory; @name stands for the file in errors. */
+STSIM_API
 gboolean stsim_vocab_trainer_add_text (StsimVocabTrainer *t, const char *text, gsize len,
                                        const char *name, GError **error);
 /* Distinct words counted so far. */
+STSIM_API
 guint    stsim_vocab_trainer_n_words  (StsimVocabTrainer *t);
 
 /* Computes the vocabulary. STSIM_ERROR_DATA when nothing was counted,
  * STSIM_ERROR_INVALID when vocab_size is below specials + alphabet. */
+STSIM_API
 gboolean stsim_vocab_trainer_train (StsimVocabTrainer *t, GError **error);
 /* After train: the tokens in id order and the merges in rank order (BPE:
  * byte-level text as in vocab.json; WordPiece merges are not saved). */
+STSIM_API
 guint       stsim_vocab_trainer_n_tokens (StsimVocabTrainer *t);
+STSIM_API
 const char *stsim_vocab_trainer_token    (StsimVocabTrainer *t, guint id);
+STSIM_API
 guint       stsim_vocab_trainer_n_merges (StsimVocabTrainer *t);
+STSIM_API
 void        stsim_vocab_trainer_merge    (StsimVocabTrainer *t, guint rank, const char **left, const char **right);
 /* Initial symbols (specials + alphabet + continuations): the smallest vocab_size. */
+STSIM_API
 guint       stsim_vocab_trainer_n_initial (StsimVocabTrainer *t);
 
 /* Writes the Hugging Face folder @dir (created if needed; each file written
  * atomically): vocab.txt, or vocab.json + merges.txt; tokenizer_config.json. */
+STSIM_API
 gboolean stsim_vocab_trainer_save (StsimVocabTrainer *t, const char *dir, GError **error);
 
 G_END_DECLS

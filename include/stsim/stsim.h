@@ -1,8 +1,12 @@
-/* stsim.h: the umbrella header. A plugin author includes this and nothing
- * else of stsim (docs/plugin-guide.md). It also pulls in stsim-recipe.h and
- * stsim-registry.h, through stsim-train.h; a plugin needs neither. */
+/* stsim.h: the plugin umbrella header. A plugin author includes this and
+ * nothing else of stsim (docs/plugin-guide.md): the plugin ABI, parameters,
+ * tensors and autograd, the model, tokenizers, the training step objectives
+ * see, and the evaluation helpers. It does not include the registry, the
+ * recipe or the trainer (stsim-registry.h, stsim-recipe.h, stsim-train.h):
+ * tools that load plugins and run recipes include those explicitly. */
 #pragma once
 #include <stsim/stsim-version.h>
+#include "stsim-export.h"
 #include "stsim-error.h"
 #include "stsim-params.h"
 #include "stsim-plugin.h"
@@ -13,4 +17,5 @@
 #include "stsim-autograd.h"
 #include "stsim-optim.h"
 #include "stsim-rng.h"
-#include "stsim-train.h"
+#include "stsim-model.h"
+#include "stsim-train-step.h"

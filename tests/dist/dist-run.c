@@ -14,7 +14,7 @@
 #include "stsim/stsim-recipe.h"
 #include "stsim/stsim-registry.h"
 #include "stsim/stsim-train.h"
-#include "train/dist.h"
+#include "stsim/stsim-dist.h"
 
 static int
 fail (const char *what, const GError *error)

@@ -55,7 +55,7 @@
 #include <json-glib/json-glib.h>
 
 #include "stsim/stsim.h"
-#include "train/dist.h"
+#include "stsim/stsim-dist.h"
 #include "stsim/stsim-safetensors.h"
 #include "test-util.h"
 

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <glib/gstdio.h>
 
-#include "io/bounded.h"
+#include "stsim/stsim-bounded.h"
 #include "stsim/stsim.h"
 #include "stsim/stsim-eval.h"
 #include "stsim/stsim-model.h"
@@ -19,7 +19,7 @@
 #include "stsim/stsim-registry.h"
 #include "stsim/stsim-tokenizer.h"
 #include "stsim/stsim-train.h"
-#include "train/curves.h"
+#include "stsim/stsim-curves.h"
 #include "test-util.h"
 
 static char *tmp;

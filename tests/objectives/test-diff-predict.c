@@ -29,6 +29,7 @@
 #include "stsim/stsim.h"
 #include "stsim/stsim-model.h"
 #include "stsim/stsim-recipe.h"
+#include "stsim/stsim-train.h"
 #include "stsim/stsim-registry.h"
 #include "stsim/stsim-safetensors.h"
 #include "../train/train-test-util.h"

@@ -4,7 +4,8 @@
 # (meson install --destdir), compiles FIXTURE (a one-file plugin) with cc
 # and `pkg-config --cflags --libs stsim` against that folder only, then runs
 # the INSTALLED stsim-inspect with --plugin-path and checks that it lists the
-# plugin's component (and the installed in-tree plugins). Exit 77 (skipped)
+# plugin's component (and the installed in-tree plugins), and that a
+# core-internal function cannot be linked against. Exit 77 (skipped)
 # only when cc or pkg-config is absent.
 set -eu
 meson=$1 build=$2 fixture=$3
@@ -51,6 +52,18 @@ mkdir "$tmp/plugins"
 # shellcheck disable=SC2086  # the flags are a word list
 cc -std=c11 -Wall -Werror -O1 -shared -fPIC -fvisibility=hidden -o "$tmp/plugins/libstsim-sdk-hello.so" \
   "$fixture" $flags -lm || fail "the out-of-tree plugin does not compile against the installed SDK"
+
+# The installed library exports the public API only: a program that calls a
+# core-internal function (the edit distance behind "did you mean") does not
+# link, and the internal archive the tests use is not installed.
+printf 'int stsim_util_edit_distance (const char *a, const char *b);\nint main (void) { return stsim_util_edit_distance ("a", "b"); }\n' \
+  >"$tmp/internal.c"
+# shellcheck disable=SC2086
+if cc -o "$tmp/internal" "$tmp/internal.c" $flags >"$tmp/internal.log" 2>&1; then
+  fail "a core-internal function (stsim_util_edit_distance) links against the installed libstsim"
+fi
+grep -q 'stsim_util_edit_distance' "$tmp/internal.log" || { cat "$tmp/internal.log" >&2; fail "the internal-call program failed for another reason"; }
+[ -z "$(find "$tmp/root" -name 'libstsim-internal*')" ] || fail "the internal archive was installed"
 
 export LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export STSIM_PLUGIN_PATH="" STSIM_PLUGIN_SYSTEM_PATH=""

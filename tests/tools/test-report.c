@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "stsim/stsim-error.h"
-#include "train/curves.h"
+#include "stsim/stsim-curves.h"
 #include "test-util.h"
 
 static const char *const tasks[7] = { "STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark",

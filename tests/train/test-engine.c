@@ -16,6 +16,7 @@
 #include "stsim/stsim.h"
 #include "stsim/stsim-recipe.h"
 #include "stsim/stsim-registry.h"
+#include "stsim/stsim-train.h"
 #include "train-test-util.h"
 
 static StsimRegistry *reg;

@@ -28,6 +28,7 @@
 
 #include "stsim/stsim.h"
 #include "stsim/stsim-recipe.h"
+#include "stsim/stsim-train.h"
 #include "stsim/stsim-registry.h"
 #include "stsim/stsim-safetensors.h"
 #include "train-test-util.h"

@@ -32,7 +32,6 @@
 
 #include <stsim/stsim.h>
 #include <stsim/stsim-model.h>
-#include <stsim/stsim-registry.h>
 
 #define DIFF_DEFAULT_STREAM "25"          /* STSIM_RNG_STREAM_USER + 9 (issue 9): masks independent of mlm's */
 #define DIFF_HEAD_STORE  "electra_head"
