@@ -479,10 +479,13 @@ remove_in (const char *dir, const char *sub, const char *const *names, GPtrArray
   g_autofree char *base = g_build_filename (dir, sub, NULL);
   if (is_real_dir (base) && g_rmdir (base) == 0)
     g_ptr_array_add (removed, g_strdup_printf ("%s/", sub));
-  else
+  else if (found->len) {
+    GString *s = g_string_new (NULL);
     for (guint i = 0; i < found->len; i++)
-      g_ptr_array_add (removed, g_strdup_printf ("%s (%s/ kept: it holds other files)",
-                                                 (char *) g_ptr_array_index (found, i), sub));
+      g_string_append_printf (s, "%s%s", i ? ", " : "", (char *) g_ptr_array_index (found, i) + strlen (sub) + 1);
+    g_ptr_array_add (removed, g_strdup_printf ("%s/{%s} (%s/ kept: it holds other files)", sub, s->str, sub));
+    g_string_free (s, TRUE);
+  }
   return TRUE;
 }
 

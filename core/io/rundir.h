@@ -59,7 +59,8 @@ typedef enum {
  * (and state/, best/ when that leaves them empty), never another file, and
  * before anything new is written, so no old state survives for a later
  * --resume; @removed (optional) gets what was removed ("state/",
- * "metrics.jsonl", "best/config.json (best/ kept: it holds other files)"),
+ * "metrics.jsonl", "best/{config.json, model.safetensors} (best/ kept: it
+ * holds other files)"),
  * NULL when nothing. RESUME fails (NOT_FOUND) without a state to resume. A
  * missing @dir is a fresh folder (RESUME: nothing to resume). Call it
  * holding the lock. */
