@@ -346,7 +346,7 @@ test_prepare_overwrite (void)
   fill_run (dir);
   put (dir, "notes.txt", "mine\n", -1);
   put (dir, "my-plots/loss.png", "png", -1);
-  put (dir, "best/README.md", "my model card\n", -1);
+  put (dir, "best/model-card.txt", "my model card\n", -1);
   g_auto(GStrv) removed = NULL;
   g_autoptr(GError) e = NULL;
   g_assert_true (stsim_run_dir_prepare (dir, STSIM_RUN_OVERWRITE, &removed, &e));
@@ -361,7 +361,7 @@ test_prepare_overwrite (void)
   g_assert_false (exists (dir, "best/model.safetensors"));
   g_assert_true (exists (dir, "notes.txt"));
   g_assert_true (exists (dir, "my-plots/loss.png"));
-  g_assert_true (exists (dir, "best/README.md"));
+  g_assert_true (exists (dir, "best/model-card.txt"));
 
   /* Nothing left that --resume could pick up, nothing a fresh run would refuse. */
   g_assert_false (stsim_run_dir_prepare (dir, STSIM_RUN_RESUME, NULL, &e));
