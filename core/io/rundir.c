@@ -691,3 +691,19 @@ stsim_run_state_check_finite (const float *data, gsize n, const char *name, cons
                "or start the run again (--overwrite)", path, name, bad, first, (double) data[first]);
   return FALSE;
 }
+
+gboolean
+stsim_run_state_check_nonnegative (const float *data, gsize n, const char *name, const char *path, GError **error)
+{
+  if (!stsim_run_state_check_finite (data, n, name, path, error))
+    return FALSE;
+  for (gsize i = 0; i < n; i++)
+    if (data[i] < 0.0f) {
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
+                   "%s: invalid resume state: tensor '%s' holds %g at element %" G_GSIZE_FORMAT ", but its values "
+                   "cannot be negative; the file is damaged or was edited: resume from an intact state, or start "
+                   "the run again (--overwrite)", path, name, (double) data[i], i);
+      return FALSE;
+    }
+  return TRUE;
+}

@@ -170,4 +170,9 @@ gboolean stsim_run_state_check_range    (gint64 value, gint64 lo, gint64 hi, con
 gboolean stsim_run_state_check_finite   (const float *data, gsize n, const char *name, const char *path,
                                          GError **error);
 
+/* Adam's second moments and BN running variances: finite and >= 0 (a
+ * negative one makes sqrt() NaN at the first step). Errors as above. */
+gboolean stsim_run_state_check_nonnegative (const float *data, gsize n, const char *name, const char *path,
+                                            GError **error);
+
 G_END_DECLS

@@ -872,6 +872,18 @@ test_state_finite (void)
   g_test_message ("%s", e->message);
   assert_has (e->message, "runs/a/state/state.safetensors: invalid resume state: tensor '0.student.param' has 2 "
                           "non-finite value(s) (the first, element 612, is nan)");
+  g_clear_error (&e);
+
+  /* Second moments: non-negative too. */
+  float m2[4] = { 0.0f, 1e-8f, 3.0f, 2.0f };
+  g_assert_true (stsim_run_state_check_nonnegative (m2, 4, "0.student.adam_v", "s", &e));
+  m2[3] = -1e-12f;
+  g_assert_false (stsim_run_state_check_nonnegative (m2, 4, "0.student.adam_v", "s", &e));
+  assert_has (e->message, "tensor '0.student.adam_v' holds -1e-12 at element 3");
+  g_clear_error (&e);
+  m2[3] = INFINITY;
+  g_assert_false (stsim_run_state_check_nonnegative (m2, 4, "0.student.adam_v", "s", &e));
+  assert_has (e->message, "non-finite");
 }
 
 int
