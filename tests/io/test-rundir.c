@@ -38,6 +38,15 @@ put (const char *dir, const char *rel, const char *data, gssize len)
   g_assert_true (g_file_set_contents (p, data, len, NULL));
 }
 
+/* @n bytes of 'x'. */
+static void
+put_size (const char *dir, const char *rel, gsize n)
+{
+  g_autofree char *data = g_malloc (n + 1);
+  memset (data, 'x', n);
+  put (dir, rel, data, (gssize) n);
+}
+
 static gboolean
 exists (const char *dir, const char *rel)
 {
@@ -418,16 +427,16 @@ test_remove_temps (void)
   g_autofree char *dir = make_tmp ();
   fill_run (dir);
   /* The exact names the savers use (mkstemp: six letters or digits). */
-  put (dir, "state/state.safetensors.tmp-a1B2c3", "0123456789", 1000);     /* 1000 */
-  put (dir, ".best.tmp-Zq09xY/model.safetensors", "0123456789", 100);     /* 100 */
-  put (dir, ".best.tmp-Zq09xY/config.json", "{}", 2);                     /* 2 */
-  put (dir, ".best.old-AAAAAA/config.json", "{}", 2);                     /* 2 */
-  put (dir, "metrics.jsonl.AMLUZ3", "abc", 3);                            /* 3 */
-  put (dir, "resolved.ini.q1w2e3", "abcd", 4);                            /* 4 */
-  put (dir, "results.json.000000", "abcde", 5);                           /* 5 */
-  put (dir, "curves.svg.zzzzzz", "abcdef", 6);                            /* 6 */
-  put (dir, ".stsim-lock.tmp-123abc", "a", 1);                            /* 1 */
-  put (dir, ".stsim-lock.stale-ABC123", "", 0);                           /* 0 */
+  put_size (dir, "state/state.safetensors.tmp-a1B2c3", 1000);
+  put_size (dir, ".best.tmp-Zq09xY/model.safetensors", 100);
+  put_size (dir, ".best.tmp-Zq09xY/config.json", 2);
+  put_size (dir, ".best.old-AAAAAA/config.json", 2);
+  put_size (dir, "metrics.jsonl.AMLUZ3", 3);
+  put_size (dir, "resolved.ini.q1w2e3", 4);
+  put_size (dir, "results.json.000000", 5);
+  put_size (dir, "curves.svg.zzzzzz", 6);
+  put_size (dir, ".stsim-lock.tmp-123abc", 1);
+  put_size (dir, ".stsim-lock.stale-ABC123", 0);
   /* Look-alikes that are not ours: kept. */
   const char *keep[] = { "metrics.jsonl.bak", "metrics.jsonl.1234567", "metrics.jsonl.12345", "notes.txt.ABCDEF",
                          ".best.tmp-abc", ".other.tmp-ABCDEF", "state/state.safetensors.tmp-ab.cd",
