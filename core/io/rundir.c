@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <glib/gstdio.h>
@@ -301,10 +302,9 @@ fill_own_info (LockInfo *li)
   li->token = g_strdup_printf ("%08x%08x%08x%08x", g_random_int (), g_random_int (), g_random_int (), g_random_int ());
 }
 
-/* The lock exists: decides from its text whether to take it over (TRUE,
- * *@warning set) or to fail. */
+/* judge_existing() holding the folder's flock. */
 static gboolean
-judge_existing (const char *dir, const char *path, char **warning, GError **error)
+judge_locked (const char *dir, const char *path, char **warning, GError **error)
 {
   g_autofree char *text = NULL;
   GError *local = NULL;
@@ -320,6 +320,11 @@ judge_existing (const char *dir, const char *path, char **warning, GError **erro
     return FALSE;
   HolderState s = holder_state (&held);
   gboolean stale = s == HOLDER_GONE || s == HOLDER_PID_REUSED || s == HOLDER_REBOOTED;
+  /* Testing only: widen the window between judging and removing, in which
+   * a racing process could replace the lock (tests/io/test-rundir.c). */
+  const char *delay = g_getenv ("STSIM_TEST_LOCK_DELAY_MS");
+  if (stale && delay)
+    g_usleep (1000 * g_ascii_strtoull (delay, NULL, 10));
   if (!stale)
     holder_error (&held, s, dir, path, error);
   else if (remove_stale (path, text, error)) {
@@ -331,6 +336,26 @@ judge_existing (const char *dir, const char *path, char **warning, GError **erro
     stale = FALSE;
   lock_info_clear (&held);
   return stale;
+}
+
+/* The lock exists: decides from its text whether to take it over (TRUE,
+ * *@warning set) or to fail. Two processes that both find a stale lock must
+ * not both remove "it" (the second would remove the first one's new lock):
+ * judging and removing happen under an flock() of the folder, which the
+ * kernel drops when a process dies. Where the folder cannot be flock()ed
+ * (NFS), remove_stale()'s compare-and-put-back is what is left. */
+static gboolean
+judge_existing (const char *dir, const char *path, char **warning, GError **error)
+{
+  int guard = g_open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  if (guard >= 0 && flock (guard, LOCK_EX) != 0) {
+    close (guard);
+    guard = -1;
+  }
+  gboolean ok = judge_locked (dir, path, warning, error);
+  if (guard >= 0)
+    close (guard);  /* releases the flock */
+  return ok;
 }
 
 gboolean

@@ -191,6 +191,100 @@ test_lock_stale_dead (void)
   stsim_test_remove_tree (dir);
 }
 
+/* @n processes start acquiring at the same moment: exactly one gets the
+ * lock, the others are refused (none may believe it holds the lock while
+ * another does). Returns after every child has released and exited. */
+static void
+race (const char *dir, guint n)
+{
+  int go[2], res[2], done[2];
+  g_assert_cmpint (pipe (go), ==, 0);
+  g_assert_cmpint (pipe (res), ==, 0);
+  g_assert_cmpint (pipe (done), ==, 0);
+  g_autofree pid_t *kids = g_new (pid_t, n);
+  for (guint i = 0; i < n; i++) {
+    kids[i] = fork ();
+    g_assert_cmpint (kids[i], >=, 0);
+    if (kids[i] == 0) {
+      char c;
+      close (go[1]);
+      close (done[1]);
+      if (read (go[0], &c, 1) != 1)
+        _exit (3);
+      StsimRunLock *l = NULL;
+      GError *e = NULL;
+      gboolean got = stsim_run_lock_acquire (dir, TRUE, TRUE, &l, &e);
+      c = got ? 'y' : e && g_error_matches (e, STSIM_ERROR, STSIM_ERROR_INVALID) ? 'n' : '?';
+      if (write (res[1], &c, 1) != 1)
+        _exit (3);
+      while (read (done[0], &c, 1) > 0)  /* hold until the parent has counted */
+        ;
+      stsim_run_lock_release (l);
+      _exit (0);
+    }
+  }
+  close (go[0]);
+  close (res[1]);
+  close (done[0]);
+  g_autofree char *all = g_malloc0 (n + 1);
+  memset (all, 'g', n);
+  g_assert_cmpint (write (go[1], all, n), ==, (gssize) n);
+  guint yes = 0, no = 0;
+  for (guint i = 0; i < n; i++) {
+    char c = 0;
+    g_assert_cmpint (read (res[0], &c, 1), ==, 1);
+    yes += c == 'y';
+    no += c == 'n';
+  }
+  g_assert_cmpuint (yes, ==, 1);
+  g_assert_cmpuint (no, ==, n - 1);
+  close (done[1]);
+  for (guint i = 0; i < n; i++) {
+    int status;
+    g_assert_cmpint (waitpid (kids[i], &status, 0), ==, kids[i]);
+    g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  }
+  close (go[1]);
+  close (res[0]);
+}
+
+/* A lock left by a process that is gone. */
+static void
+leave_stale_lock (const char *dir)
+{
+  pid_t child = fork ();
+  g_assert_cmpint (child, >=, 0);
+  if (child == 0) {
+    StsimRunLock *l = NULL;
+    _exit (stsim_run_lock_acquire (dir, TRUE, TRUE, &l, NULL) ? 0 : 1);
+  }
+  int status;
+  g_assert_cmpint (waitpid (child, &status, 0), ==, child);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+}
+
+static void
+test_lock_race (void)
+{
+  /* Every child that finds the stale lock waits 20 ms before removing it,
+   * so all six judge it stale before any removes it: a plain unlink of
+   * the stale lock then gave six holders here; the folder's flock (and,
+   * without it, the compare-and-put-back) gives one. */
+  g_setenv ("STSIM_TEST_LOCK_DELAY_MS", "20", TRUE);
+  for (int round = 0; round < 3; round++) {
+    g_autofree char *dir = make_tmp ();
+    race (dir, 6);                /* a free folder */
+    leave_stale_lock (dir);
+    race (dir, 6);                /* a stale lock, which all six find at once */
+    g_autofree char *lp = lock_path (dir);
+    g_assert_false (g_file_test (lp, G_FILE_TEST_EXISTS));
+    g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+    g_assert_null (g_dir_read_name (d));  /* no temporary file left behind */
+    stsim_test_remove_tree (dir);
+  }
+  g_unsetenv ("STSIM_TEST_LOCK_DELAY_MS");
+}
+
 /* A lock file written by hand (the format is documented text). */
 static void
 write_lock (const char *dir, gint64 pid, const char *host, guint64 proc_start, const char *boot)
@@ -902,6 +996,7 @@ main (int argc, char **argv)
   g_test_add_func ("/rundir/lock/concurrent", test_lock_concurrent);
   g_test_add_func ("/rundir/lock/same-process", test_lock_same_process);
   g_test_add_func ("/rundir/lock/stale-dead", test_lock_stale_dead);
+  g_test_add_func ("/rundir/lock/race", test_lock_race);
   g_test_add_func ("/rundir/lock/pid-reused", test_lock_pid_reused);
   g_test_add_func ("/rundir/lock/other-host", test_lock_other_host);
   g_test_add_func ("/rundir/lock/corrupt-and-ranks", test_lock_corrupt_and_ranks);
