@@ -22,6 +22,7 @@
 struct _StsimRunFingerprint {
   GTree      *map;      /* char* -> char*, sorted */
   GHashTable *hashed;   /* real path -> "BYTES\tHEX": each file is hashed once */
+  GHashTable *file_of;  /* "file:" key -> real path, so that a corpus file is listed once */
   GPtrArray  *keys;     /* stsim_run_fingerprint_keys() */
 };
 
@@ -46,6 +47,7 @@ stsim_run_fingerprint_new (void)
   StsimRunFingerprint *fp = g_new0 (StsimRunFingerprint, 1);
   fp->map = g_tree_new_full (compare_keys, NULL, g_free, g_free);
   fp->hashed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  fp->file_of = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   fp->keys = g_ptr_array_new ();
   stsim_run_fingerprint_set (fp, "stsim:version", STSIM_VERSION);
   return fp;
@@ -58,6 +60,7 @@ stsim_run_fingerprint_free (StsimRunFingerprint *fp)
     return;
   g_tree_unref (fp->map);
   g_hash_table_unref (fp->hashed);
+  g_hash_table_unref (fp->file_of);
   g_ptr_array_unref (fp->keys);
   g_free (fp);
 }
@@ -114,13 +117,20 @@ progress (const char *path, guint64 done, guint64 size, gint64 t0, gboolean end)
     g_printerr ("hashing %s (%" G_GUINT64_FORMAT " MiB) for the resume fingerprint\n", path, size / STSIM_MIB);
 }
 
+static char *
+real_path (const char *path)
+{
+  char *real = realpath (path, NULL);
+  char *r = g_strdup (real ? real : path);
+  free (real);
+  return r;
+}
+
 /* "BYTES\tHEX" of @path: its size and SHA-256, read once per fingerprint. */
 static const char *
 hash_file (StsimRunFingerprint *fp, const char *path, gboolean quiet, GError **error)
 {
-  char *real = realpath (path, NULL);
-  g_autofree char *key = g_strdup (real ? real : path);
-  free (real);
+  g_autofree char *key = real_path (path);
   const char *known = g_hash_table_lookup (fp->hashed, key);
   if (known)
     return known;
@@ -168,6 +178,17 @@ stsim_run_fingerprint_add_corpus (StsimRunFingerprint *fp, const char *const *fi
 {
   g_return_val_if_fail (fp != NULL, FALSE);
   for (guint i = 0; files && files[i]; i++) {
+    /* A recipe value that names this file ([train] corpus = one file) gave
+     * a "file:" key: the "corpus:" key replaces it. */
+    g_autofree char *real = real_path (files[i]);
+    GHashTableIter it;
+    gpointer fkey, fpath;
+    g_hash_table_iter_init (&it, fp->file_of);
+    while (g_hash_table_iter_next (&it, &fkey, &fpath))
+      if (strcmp (fpath, real) == 0) {
+        g_tree_remove (fp->map, fkey);
+        g_hash_table_iter_remove (&it);
+      }
     const char *h = hash_file (fp, files[i], quiet, error);
     if (!h)
       return FALSE;
@@ -181,22 +202,55 @@ stsim_run_fingerprint_add_corpus (StsimRunFingerprint *fp, const char *const *fi
 
 /* ---- the recipe --------------------------------------------------------------------------- */
 
-/* The checkpoint file a recipe value names: PATH/model.safetensors of a
- * model folder, or PATH itself when it is a .safetensors file; else NULL. */
-static char *
-checkpoint_of (const char *value)
+/* Files of a model or tokenizer folder that shape the run besides the
+ * weights (model.safetensors, which is the "checkpoint:" key). */
+static const char *const model_files[] = {
+  "config.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+  "special_tokens_map.json", "added_tokens.json", NULL
+};
+
+/* Sets @fkey to "sha256 HEX" of @path. */
+static gboolean
+add_hash (StsimRunFingerprint *fp, const char *fkey, const char *path, gboolean quiet, GError **error)
+{
+  const char *h = hash_file (fp, path, quiet, error);
+  if (!h)
+    return FALSE;
+  g_autofree char *value = g_strdup_printf ("sha256 %s", strchr (h, '\t') + 1);
+  stsim_run_fingerprint_set (fp, fkey, value);
+  if (g_str_has_prefix (fkey, "file:"))
+    g_hash_table_replace (fp->file_of, g_strdup (fkey), real_path (path));
+  return TRUE;
+}
+
+/* What a recipe value names on disk, hashed: a .safetensors file or a
+ * folder's model.safetensors as "checkpoint:KEY" (the model, a teacher's, a
+ * generator's); the config and tokenizer files of such a folder (or of a
+ * vocabulary folder) as "file:KEY/NAME"; any other regular file (a model
+ * config.json) as "file:KEY". Values that name nothing add nothing. */
+static gboolean
+add_files (StsimRunFingerprint *fp, const char *key, const char *value, gboolean quiet, GError **error)
 {
   if (!*value || strchr (value, '\n'))
-    return NULL;
-  if (g_file_test (value, G_FILE_TEST_IS_DIR)) {
-    char *p = g_build_filename (value, "model.safetensors", NULL);
-    if (g_file_test (p, G_FILE_TEST_IS_REGULAR))
-      return p;
-    g_free (p);
-    return NULL;
+    return TRUE;
+  if (g_file_test (value, G_FILE_TEST_IS_REGULAR)) {
+    g_autofree char *fkey = g_strdup_printf ("%s:%s", g_str_has_suffix (value, ".safetensors") ? "checkpoint" : "file",
+                                             key);
+    return add_hash (fp, fkey, value, quiet, error);
   }
-  return g_str_has_suffix (value, ".safetensors") && g_file_test (value, G_FILE_TEST_IS_REGULAR) ? g_strdup (value)
-                                                                                                  : NULL;
+  if (!g_file_test (value, G_FILE_TEST_IS_DIR))
+    return TRUE;
+  g_autofree char *weights = g_build_filename (value, "model.safetensors", NULL);
+  g_autofree char *ck_key = g_strdup_printf ("checkpoint:%s", key);
+  if (g_file_test (weights, G_FILE_TEST_IS_REGULAR) && !add_hash (fp, ck_key, weights, quiet, error))
+    return FALSE;
+  for (guint i = 0; model_files[i]; i++) {
+    g_autofree char *p = g_build_filename (value, model_files[i], NULL);
+    g_autofree char *fkey = g_strdup_printf ("file:%s/%s", key, model_files[i]);
+    if (g_file_test (p, G_FILE_TEST_IS_REGULAR) && !add_hash (fp, fkey, p, quiet, error))
+      return FALSE;
+  }
+  return TRUE;
 }
 
 static gboolean
@@ -205,16 +259,7 @@ add_value (StsimRunFingerprint *fp, const char *key, const char *value, gboolean
   if (g_strv_contains (ignored_keys, key))
     return TRUE;
   stsim_run_fingerprint_set (fp, key, value);
-  g_autofree char *ckpt = checkpoint_of (value);
-  if (!ckpt)
-    return TRUE;
-  const char *h = hash_file (fp, ckpt, quiet, error);
-  if (!h)
-    return FALSE;
-  g_autofree char *ck_key = g_strdup_printf ("checkpoint:%s", key);
-  g_autofree char *ck_value = g_strdup_printf ("sha256 %s", strchr (h, '\t') + 1);
-  stsim_run_fingerprint_set (fp, ck_key, ck_value);
-  return TRUE;
+  return add_files (fp, key, value, quiet, error);
 }
 
 /* resolved.ini names each plugin in a comment: "# plugin NAME VERSION (FILE)". */
@@ -350,7 +395,7 @@ check_patterns (const StsimRunFingerprint *saved, const StsimRunFingerprint *now
     if (!hit) {
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID,
                    "--allow-changed %s: no such key in the run fingerprint (keys are SECTION.KEY of the recipe, "
-                   "such as train.steps, and corpus:PATH, checkpoint:SECTION.KEY, plugin:NAME, run:ranks, "
+                   "such as train.steps, and corpus:PATH, checkpoint:SECTION.KEY, file:SECTION.KEY, plugin:NAME, run:ranks, "
                    "stsim:version; patterns such as 'corpus:*' work too)", allowed[i]);
       return FALSE;
     }

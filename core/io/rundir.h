@@ -90,6 +90,10 @@ gboolean     stsim_run_dir_remove_temps (const char *dir, guint *n_removed, guin
  *                        names (a folder with model.safetensors, or a
  *                        .safetensors file): the model, a teacher's model, a
  *                        generator;
+ *   file:SECTION.KEY[/NAME]  "sha256 HEX" of another file a value names (a
+ *                        model config.json), or of the config and tokenizer
+ *                        files (config.json, vocab.txt, vocab.json,
+ *                        merges.txt, tokenizer*.json, ...) of a folder it names;
  *   corpus:PATH          "BYTES bytes, sha256 HEX" of each corpus file;
  *   plugin:NAME          the plugin's version (from resolved.ini);
  *   run:ranks            the number of ranks;
@@ -105,8 +109,8 @@ const char          *stsim_run_fingerprint_get   (const StsimRunFingerprint *fp,
 GPtrArray           *stsim_run_fingerprint_keys  (const StsimRunFingerprint *fp);
 
 /* Every key of @resolved_ini (the text of resolved.ini,
- * stsim_recipe_to_string()), the checkpoints its values name (hashed) and
- * the plugin versions. @origin names the text in errors. */
+ * stsim_recipe_to_string()), the checkpoints and files its values name
+ * (hashed once each) and the plugin versions. @origin names the text in errors. */
 gboolean stsim_run_fingerprint_add_recipe (StsimRunFingerprint *fp, const char *resolved_ini, const char *origin,
                                            gboolean quiet, GError **error);
 /* Size and SHA-256 of each file (a file listed twice is hashed once); a

@@ -675,6 +675,11 @@ test_fingerprint_contents (void)
   g_assert_cmpstr (stsim_run_fingerprint_get (fp, corpus_key), ==, "3 bytes, sha256 " SHA_ABC);
   g_assert_cmpstr (stsim_run_fingerprint_get (fp, "checkpoint:encoder.model"), ==, ck_model);
   g_assert_cmpstr (stsim_run_fingerprint_get (fp, "checkpoint:teacher.model"), ==, ck_teacher);
+  /* The model folder's config.json: SHA-256 of "{}". */
+  g_assert_cmpstr (stsim_run_fingerprint_get (fp, "file:encoder.model/config.json"), ==,
+                   "sha256 44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+  g_assert_null (stsim_run_fingerprint_get (fp, "file:encoder.model/vocab.txt"));  /* not there */
+  g_assert_null (stsim_run_fingerprint_get (fp, "file:teacher.model"));
   g_assert_cmpstr (stsim_run_fingerprint_get (fp, "plugin:bert"), ==, "0.1.0");
   g_assert_cmpstr (stsim_run_fingerprint_get (fp, "plugin:contrastive"), ==, "0.2.0");
   g_assert_cmpstr (stsim_run_fingerprint_get (fp, "run:ranks"), ==, "1");
@@ -795,6 +800,15 @@ test_fingerprint_mismatch (void)
   g_assert_false (stsim_run_fingerprint_compare (saved, lr, typo, "s", NULL, &e));
   g_assert_error (e, STSIM_ERROR, STSIM_ERROR_INVALID);
   assert_has (e->message, "--allow-changed train.lrr: no such key in the run fingerprint");
+  g_clear_error (&e);
+
+  /* The model's config.json changed (the weights did not, since the last build). */
+  g_autoptr(StsimRunFingerprint) before = fp_build (&f, "runs/a", "3e-05", 1);
+  g_autofree char *config = g_build_filename (f.model, "config.json", NULL);
+  flip_byte (config, 0);
+  g_autoptr(StsimRunFingerprint) after = fp_build (&f, "runs/a", "3e-05", 1);
+  g_assert_false (stsim_run_fingerprint_compare (before, after, NULL, "s", NULL, &e));
+  assert_has (e->message, "in 1 key:\n  file:encoder.model/config.json: saved sha256 44136fa3");
   fp_fixture_clear (&f);
 }
 
@@ -889,6 +903,8 @@ test_fingerprint_real_recipe (void)
   sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
   g_autofree char *want = g_strdup_printf ("sha256 %s", sum);
   g_assert_cmpstr (stsim_run_fingerprint_get (a, "checkpoint:encoder.model"), ==, want);
+  g_assert_nonnull (stsim_run_fingerprint_get (a, "file:encoder.model/config.json"));
+  g_assert_nonnull (stsim_run_fingerprint_get (a, "file:encoder.model/vocab.txt"));
   g_assert_cmpstr (stsim_run_fingerprint_get (a, "train.batch_size"), ==, "64");  /* defaults too */
   g_assert_nonnull (stsim_run_fingerprint_get (a, "plugin:bert"));
   g_assert_null (stsim_run_fingerprint_get (a, "run.output"));
