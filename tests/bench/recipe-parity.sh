@@ -9,7 +9,7 @@
 # "run" trains the recipes in dependency order (the pretraining runs first;
 # the later recipes take their initial encoder, generator and teacher from
 # those short runs instead of runs/mini/...), with the dev set evaluated every
-# STEPS/2 steps, a save at the same points and no test pass. "compare" checks
+# STEPS/2 steps, a save at the same points, every step logged and no test pass. "compare" checks
 # that metrics.jsonl is identical line by line apart from its timing fields
 # (elapsed, seconds, sentences_per_second) and that every best/ checkpoint is
 # byte-identical; it prints one line per recipe and exits 1 on any difference.
@@ -42,7 +42,7 @@ build=$(cd "$2" && pwd) out=$3 steps=${4:-20}
 half=$((steps / 2))
 export STSIM_PLUGIN_PATH="$build/plugins"
 mkdir -p "$out"
-common=(--set "train.steps=$steps" --set "train.eval_every=$half" --set "train.save_every=$half"
+common=(--set "train.steps=$steps" --set "train.eval_every=$half" --set "train.save_every=$half" --set train.log_every=1
         --set train.test=false --set run.threads=1 --set run.seed=7)
 
 run() {   # NAME RECIPE [--set ...]
