@@ -10,70 +10,13 @@
  * Errors are in STSIM_ERROR: INVALID (a folder in use, a used folder for a
  * fresh run), NOT_FOUND (nothing to resume), IO, CHECKPOINT (a state that
  * is invalid or from a changed run). Every message names the folder, file
- * or key and says how to go on. */
+ * or key and says how to go on. The folder part (lock, prepare, temporary
+ * files) is public: stsim/stsim-rundir.h, which this includes. */
 #pragma once
 #include <glib.h>
+#include "stsim/stsim-rundir.h"
 
 G_BEGIN_DECLS
-
-/* ---- one run per folder ---------------------------------------------------------- */
-
-#define STSIM_RUN_LOCK_FILE ".stsim-lock"
-
-typedef struct _StsimRunLock StsimRunLock;
-
-/* Creates @dir (with parents) and, atomically, @dir/.stsim-lock holding this
- * process's PID, host name, boot id, start time (wall clock and the /proc
- * start tick, which tells a reused PID apart) and command line.
- *
- * Another live run's lock fails at once, naming its PID, host, start time
- * and command. A lock of this host whose process is gone (kill(pid, 0) gives
- * ESRCH, the PID now belongs to another process, or the machine rebooted) is
- * stale: taken over, with a warning (stsim_run_lock_get_warning(), also
- * printed on stderr unless @quiet). A lock of another host is refused: its
- * process cannot be checked from here.
- *
- * @is_root FALSE (MPI ranks other than 0: rank 0 locks for the job): no lock
- * is taken, *@lock is NULL and TRUE is returned. */
-gboolean     stsim_run_lock_acquire     (const char *dir, gboolean is_root, gboolean quiet, StsimRunLock **lock,
-                                         GError **error);
-/* The takeover warning, or NULL when no stale lock was replaced. */
-const char  *stsim_run_lock_get_warning (const StsimRunLock *lock);
-/* Removes the lock file if it is still this lock's, and frees @lock (NULL: nothing). */
-void         stsim_run_lock_release     (StsimRunLock *lock);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimRunLock, stsim_run_lock_release)
-
-/* ---- fresh run, overwrite, resume ------------------------------------------------ */
-
-typedef enum {
-  STSIM_RUN_FRESH,      /* refuse a folder that holds a previous run's artefacts */
-  STSIM_RUN_OVERWRITE,  /* remove those artefacts first (--overwrite) */
-  STSIM_RUN_RESUME      /* require state/state.safetensors (--resume) */
-} StsimRunMode;
-
-/* Run artefacts are what a training run writes: resolved.ini,
- * metrics.jsonl, results.json, curves.svg, state/state.safetensors and the
- * model files of best/ (config.json, model.safetensors, tokenizer files).
- * FRESH fails (INVALID) when @dir holds any, naming them and suggesting
- * --overwrite, --resume or another [run] output. OVERWRITE deletes them
- * (and state/, best/ when that leaves them empty), never another file, and
- * before anything new is written, so no old state survives for a later
- * --resume; @removed (optional) gets what was removed ("state/",
- * "metrics.jsonl", "best/{config.json, model.safetensors} (best/ kept: it
- * holds other files)"),
- * NULL when nothing. RESUME fails (NOT_FOUND) without a state to resume. A
- * missing @dir is a fresh folder (RESUME: nothing to resume). Call it
- * holding the lock. */
-gboolean     stsim_run_dir_prepare      (const char *dir, StsimRunMode mode, char ***removed, GError **error);
-
-/* Removes what interrupted atomic saves left in @dir: temporary folders of
- * best/ (.best.tmp-XXXXXX/, .best.old-XXXXXX/), state/state.safetensors.tmp-XXXXXX,
- * the temporary files of g_file_set_contents() beside resolved.ini,
- * metrics.jsonl, results.json and curves.svg (NAME.XXXXXX) and of the lock.
- * Only these exact patterns (XXXXXX = 6 letters or digits). @n_removed and
- * @bytes (optional) get the count and their size. Call it holding the lock:
- * no other process writes there then. */
-gboolean     stsim_run_dir_remove_temps (const char *dir, guint *n_removed, guint64 *bytes, GError **error);
 
 /* ---- the resume fingerprint ------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 /* stsim-run: runs a recipe.
  *
- *   stsim-run RECIPE [--set SECTION.KEY=VALUE]... [--data DIR] [--dry-run] [--resume]
+ *   stsim-run RECIPE [--set SECTION.KEY=VALUE]... [--data DIR] [--dry-run]
+ *             [--overwrite | --resume [--allow-changed KEY]...]
  *
  * Validates the recipe (all errors at once), prints the plan (every
  * component with its resolved parameters) and instantiates the components in
@@ -10,6 +11,13 @@
  * <output>/results.json. A recipe with objectives trains the encoder
  * (stsim_trainer_run, docs/training.md; its run log writes the run folder,
  * resolved.ini included); --resume continues a killed run.
+ *
+ * The run folder holds one run at a time: a lock (.stsim-lock) refuses a
+ * second run into it, naming the first one's PID and host; leftovers of an
+ * interrupted save are removed at the start. A training run into a folder
+ * that holds another run's files is refused unless --overwrite (which
+ * removes them first) or --resume (which continues that run, refusing a
+ * changed recipe, corpus or checkpoint unless --allow-changed names the key).
  *
  * Under MPI (mpirun -np N stsim-run RECIPE, docs/distributed.md) every rank
  * runs this program; the ranks train one model data-parallel, rank 0 alone
@@ -21,6 +29,7 @@
 #include "tool-common.h"
 #include "stsim/stsim-train.h"
 #include "stsim/stsim-dist.h"
+#include "stsim/stsim-rundir.h"
 
 #include <string.h>
 #include <sys/stat.h>
@@ -29,7 +38,8 @@
 static char *opt_plugin_path, *opt_data;
 static char **opt_set;
 static gboolean opt_dry_run;
-static gboolean opt_resume;
+static gboolean opt_resume, opt_overwrite;
+static char **opt_allow_changed;
 static gint64 opt_stop_after;
 
 static const GOptionEntry entries[] = {
@@ -37,6 +47,10 @@ static const GOptionEntry entries[] = {
   { "data", 'd', 0, G_OPTION_ARG_FILENAME, &opt_data, "Data root (default: $STSIM_DATA or the build's)", "DIR" },
   { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &opt_dry_run, "Validate and print the plan; create and write nothing", NULL },
   { "resume", 'r', 0, G_OPTION_ARG_NONE, &opt_resume, "Training: continue from <output>/state/ (docs/training.md)", NULL },
+  { "overwrite", 0, 0, G_OPTION_ARG_NONE, &opt_overwrite,
+    "Training: remove a previous run's files from <output> first", NULL },
+  { "allow-changed", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_allow_changed,
+    "With --resume: this fingerprint key (or glob) may differ from the saved run's; repeatable", "KEY" },
   { "stop-after-steps", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT64, &opt_stop_after,
     "Testing: stop after K steps without the final save (a simulated kill)", "K" },
   { "plugin-path", 'p', 0, G_OPTION_ARG_STRING, &opt_plugin_path, "Search these folders (':'-separated) first", "DIRS" },
@@ -190,6 +204,39 @@ fail (const GError *error)
   return STSIM_EXIT_INVALID;
 }
 
+/* Rank 0: takes the run folder's lock, removes what interrupted saves left
+ * and, for training, applies the fresh / --overwrite / --resume policy, all
+ * before anything is created or written. Other ranks: nothing (*@lock NULL). */
+static gboolean
+claim_run_folder (const StsimRecipe *r, gboolean rank0, StsimRunLock **lock, GError **error)
+{
+  const char *out = stsim_recipe_get_output (r);
+  guint n_temps = 0;
+  guint64 bytes = 0;
+  g_auto(GStrv) removed = NULL;
+  if (!stsim_run_lock_acquire (out, rank0, FALSE, lock, error))
+    return FALSE;
+  if (!rank0)
+    return TRUE;
+  if (!stsim_run_dir_remove_temps (out, &n_temps, &bytes, error))
+    return FALSE;
+  if (n_temps > 0) {
+    g_autofree char *size = format_size (bytes);
+    g_print ("removed %u temporary file%s (%s) of an interrupted save from %s\n", n_temps, n_temps == 1 ? "" : "s",
+             size, out);
+  }
+  if (!stsim_recipe_wants_training (r))
+    return TRUE;  /* an evaluation rewrites its own two files */
+  StsimRunMode mode = opt_resume ? STSIM_RUN_RESUME : opt_overwrite ? STSIM_RUN_OVERWRITE : STSIM_RUN_FRESH;
+  if (!stsim_run_dir_prepare (out, mode, &removed, error))
+    return FALSE;
+  if (removed) {
+    g_autofree char *list = g_strjoinv (", ", removed);
+    g_print ("--overwrite: removed %s from %s\n", list, out);
+  }
+  return TRUE;
+}
+
 static StsimComponent *
 the_encoder (StsimContext *ctx)
 {
@@ -247,6 +294,7 @@ main (int argc, char **argv)
   g_auto(GStrv) args = g_strdupv (argv);
   g_autoptr(StsimRegistry) reg = NULL;
   g_autoptr(StsimRecipe) recipe = NULL;
+  g_autoptr(StsimRunLock) lock = NULL;  /* released after the context (freed first) */
   g_autoptr(StsimContext) ctx = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *resolved = NULL;
@@ -262,6 +310,11 @@ main (int argc, char **argv)
     return STSIM_EXIT_USAGE;
   if (g_strv_length (args) != 2)
     return tool_usage_error ("expected exactly one RECIPE, got %u", g_strv_length (args) - 1);
+  if (opt_overwrite && opt_resume)
+    return tool_usage_error ("--overwrite and --resume exclude each other: --resume continues the run in the "
+                             "folder, --overwrite removes it");
+  if (opt_allow_changed && !opt_resume)
+    return tool_usage_error ("--allow-changed only applies to --resume");
   if (!stsim_dist_init (&argc, &argv, &error)) {
     tool_print_error (error);
     return STSIM_EXIT_INVALID;
@@ -297,6 +350,8 @@ main (int argc, char **argv)
     return STSIM_EXIT_OK;
   }
 
+  if (!claim_run_folder (recipe, rank0, &lock, &error))
+    return fail (error);
   ctx = stsim_recipe_new_context (recipe);
   if (!stsim_recipe_instantiate (recipe, ctx, &error))
     return fail (error);
@@ -322,6 +377,7 @@ main (int argc, char **argv)
     StsimTrainOptions train_opts = STSIM_TRAIN_OPTIONS_INIT;
     train_opts.resume = opt_resume;
     train_opts.stop_after_steps = opt_stop_after;
+    train_opts.allow_changed = (const char *const *) opt_allow_changed;
     if (rank0)
       g_print ("\n");
     if (!stsim_trainer_run (recipe, ctx, &train_opts, &error))

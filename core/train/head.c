@@ -1,5 +1,6 @@
 /* head.c: the projection heads of training (head.h). */
 #include "train/head.h"
+#include "io/rundir.h"
 #include "train/train-private.h"
 #include "train/dist.h"
 #include "stsim/stsim-rng.h"
@@ -157,10 +158,16 @@ stsim_head_load_state (StsimHead *head, StsimSafetensors *st, GError **error)
 {
   if (stsim_head_get_kind (head) != STSIM_HEAD_BN)
     return TRUE;
+  /* A negative running variance makes the evaluation's sqrt() NaN. */
+  const char *path = stsim_safetensors_get_path (st);
   return stsim_train_read_block (st, "head.bn1.running_mean", head->rm1, 2 * head->H, error) &&
          stsim_train_read_block (st, "head.bn1.running_var", head->rv1, 2 * head->H, error) &&
          stsim_train_read_block (st, "head.bn2.running_mean", head->rm2, head->H, error) &&
-         stsim_train_read_block (st, "head.bn2.running_var", head->rv2, head->H, error);
+         stsim_train_read_block (st, "head.bn2.running_var", head->rv2, head->H, error) &&
+         stsim_run_state_check_finite (head->rm1, 2 * head->H, "head.bn1.running_mean", path, error) &&
+         stsim_run_state_check_nonnegative (head->rv1, 2 * head->H, "head.bn1.running_var", path, error) &&
+         stsim_run_state_check_finite (head->rm2, head->H, "head.bn2.running_mean", path, error) &&
+         stsim_run_state_check_nonnegative (head->rv2, head->H, "head.bn2.running_var", path, error);
 }
 
 gboolean

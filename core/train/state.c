@@ -117,7 +117,9 @@ stsim_trainer_save_state (StsimTrainer *tr, GError **error)
   g_autoptr(JsonNode) root = json_builder_get_root (b);
   g_autofree char *meta = stsim_json_to_data (root, FALSE, NULL);
   if (!stsim_safetensors_writer_set_metadata (w, "format", "stsim trainer state", error) ||
-      !stsim_safetensors_writer_set_metadata (w, STATE_KEY, meta, error))
+      !stsim_safetensors_writer_set_metadata (w, STATE_KEY, meta, error) ||
+      (tr->fingerprint_json &&
+       !stsim_safetensors_writer_set_metadata (w, STSIM_RUN_FINGERPRINT_KEY, tr->fingerprint_json, error)))
     return FALSE;
   g_autofree char *path = g_build_filename (tr->state_dir, STATE_FILE, NULL);
   return stsim_safetensors_writer_write (w, path, error);
@@ -186,7 +188,9 @@ load_store (StsimTrainer *tr, StsimSafetensors *r, JsonNode *en, guint i, const 
                  stsim_param_store_get_name (s));
     return FALSE;
   }
-  if (!get_int (e, "adam_t", &adam_t, path, error))
+  g_autofree char *t_field = g_strdup_printf ("stores[%u].adam_t", i);
+  if (!get_int (e, "adam_t", &adam_t, path, error) ||
+      !stsim_run_state_check_range (adam_t, 0, tr->step, t_field, path, error))
     return FALSE;
   gint64 n = 0, nm = 0, nv = 0;
   float *data = stsim_param_store_get_data (s, &n);
@@ -198,7 +202,90 @@ load_store (StsimTrainer *tr, StsimSafetensors *r, JsonNode *en, guint i, const 
   if (!stsim_train_read_block (r, k1, data, n, error) || !stsim_train_read_block (r, k2, m, nm, error) ||
       !stsim_train_read_block (r, k3, v, nv, error))
     return FALSE;
+  /* A NaN parameter would train on and fail only at the end; a negative
+   * second moment makes sqrt() NaN at the first step. */
+  if (!stsim_run_state_check_finite (data, n, k1, path, error) ||
+      !stsim_run_state_check_finite (m, nm, k2, path, error) ||
+      !stsim_run_state_check_nonnegative (v, nv, k3, path, error))
+    return FALSE;
   stsim_adamw_set_t (opt, adam_t);
+  return TRUE;
+}
+
+/* The saved fingerprint against this run's: every difference that
+ * --allow-changed does not name is refused; the allowed ones are printed. */
+static gboolean
+check_fingerprint (StsimTrainer *tr, StsimSafetensors *r, const char *path, GError **error)
+{
+  const char *const *allowed = tr->options.allow_changed;
+  const char *json = stsim_safetensors_get_metadata (r, STSIM_RUN_FINGERPRINT_KEY);
+  if (!json) {
+    if (allowed && g_strv_contains (allowed, "*")) {
+      g_printerr ("warning: %s has no run fingerprint (written before stsim recorded one); resuming unchecked "
+                  "(--allow-changed '*')\n", path);
+      return TRUE;
+    }
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
+                 "%s: --resume refused: the state has no run fingerprint (written before stsim recorded one), so "
+                 "it cannot be told from another run's; start again (--overwrite), or resume unchecked with "
+                 "--allow-changed '*'", path);
+    return FALSE;
+  }
+  g_autoptr(StsimRunFingerprint) saved = stsim_run_fingerprint_from_json (json, path, error);
+  g_auto(GStrv) changed = NULL;
+  if (!saved || !stsim_run_fingerprint_compare (saved, tr->fingerprint, allowed, path, &changed, error))
+    return FALSE;
+  for (guint i = 0; changed && changed[i] && !tr->options.quiet; i++)
+    g_printerr ("--allow-changed: %s\n", changed[i]);
+  return TRUE;
+}
+
+/* The position fields of the state's JSON @o, checked (ranges, a finite
+ * best) and set on @tr. */
+static gboolean
+load_position (StsimTrainer *tr, JsonObject *o, const char *path, GError **error)
+{
+  gint64 version, step, total, epoch, index, seed, n_ex, bs, best_step, bad_total, bad_in_row;
+  if (!get_int (o, "version", &version, path, error) || !get_int (o, "step", &step, path, error) ||
+      !get_int (o, "total_steps", &total, path, error) || !get_int (o, "epoch", &epoch, path, error) ||
+      !get_int (o, "index", &index, path, error) || !get_int (o, "seed", &seed, path, error) ||
+      !get_int (o, "n_examples", &n_ex, path, error) || !get_int (o, "batch_size", &bs, path, error) ||
+      !get_int (o, "best_step", &best_step, path, error) || !get_int (o, "bad_total", &bad_total, path, error) ||
+      !get_int (o, "bad_in_row", &bad_in_row, path, error))
+    return FALSE;
+  if (version != STATE_VERSION) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: state version %" G_GINT64_FORMAT
+                 " (this stsim reads version %d)", path, version, STATE_VERSION);
+    return FALSE;
+  }
+  /* The data order depends on these; resuming with others would not
+   * continue the same run. (The schedule's length may change:
+   * --allow-changed train.steps.) */
+  if ((guint64) seed != tr->seed || (gsize) n_ex != stsim_corpus_get_n (tr->corpus) || (gsize) bs != tr->batch_size) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
+                 "%s: the state is from another run (seed %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                 " examples, batch %" G_GINT64_FORMAT "; this recipe: seed %" G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT
+                 " examples, batch %" G_GSIZE_FORMAT "); remove the state folder or use another [run] output",
+                 path, seed, n_ex, bs, tr->seed, stsim_corpus_get_n (tr->corpus), tr->batch_size);
+    return FALSE;
+  }
+  StsimRunStatePosition pos = {
+    .step = step, .total_steps = (gint64) tr->total_steps, .epoch = epoch, .index = index,
+    .n_examples = (gint64) stsim_corpus_get_n (tr->corpus), .batch_size = bs,
+    .has_best = json_object_get_boolean_member_with_default (o, "has_best", FALSE),
+    .best = json_object_get_double_member_with_default (o, "best", 0.0),
+    .best_step = best_step, .bad_total = bad_total, .bad_in_row = bad_in_row,
+  };
+  if (!stsim_run_state_check_position (&pos, path, error))
+    return FALSE;
+  tr->step = step;
+  tr->epoch = epoch;
+  tr->index = index;
+  tr->has_best = pos.has_best;
+  tr->best = pos.best;
+  tr->best_step = best_step;
+  tr->bad_total = bad_total;
+  tr->bad_in_row = bad_in_row;
   return TRUE;
 }
 
@@ -222,32 +309,9 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
     return FALSE;
   }
   JsonObject *o = json_node_get_object (json_parser_get_root (parser));
-  gint64 version, step, total, epoch, index, seed, n_ex, bs, best_step, bad_total, bad_in_row;
-  if (!get_int (o, "version", &version, path, error) || !get_int (o, "step", &step, path, error) ||
-      !get_int (o, "total_steps", &total, path, error) || !get_int (o, "epoch", &epoch, path, error) ||
-      !get_int (o, "index", &index, path, error) || !get_int (o, "seed", &seed, path, error) ||
-      !get_int (o, "n_examples", &n_ex, path, error) || !get_int (o, "batch_size", &bs, path, error) ||
-      !get_int (o, "best_step", &best_step, path, error) || !get_int (o, "bad_total", &bad_total, path, error) ||
-      !get_int (o, "bad_in_row", &bad_in_row, path, error))
+  /* The fingerprint first: a changed run is told as such, key by key. */
+  if (!check_fingerprint (tr, r, path, error) || !load_position (tr, o, path, error))
     return FALSE;
-  if (version != STATE_VERSION) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: state version %" G_GINT64_FORMAT
-                 " (this stsim reads version %d)", path, version, STATE_VERSION);
-    return FALSE;
-  }
-  /* The data order depends on these; resuming with others would not
-   * continue the same run. */
-  if ((guint64) seed != tr->seed || (gsize) n_ex != stsim_corpus_get_n (tr->corpus) ||
-      (gsize) bs != tr->batch_size || (guint64) total != tr->total_steps) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
-                 "%s: the state is from another run (seed %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-                 " examples, batch %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT " steps; this recipe: seed %"
-                 G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " examples, batch %" G_GSIZE_FORMAT ", %" G_GUINT64_FORMAT
-                 " steps); remove the state folder or use another [run] output",
-                 path, seed, n_ex, bs, total, tr->seed, stsim_corpus_get_n (tr->corpus), tr->batch_size,
-                 tr->total_steps);
-    return FALSE;
-  }
   /* States from before data-parallel runs have no world_size: one rank. */
   gint64 world = json_object_get_int_member_with_default (o, "world_size", 1);
   if (world != tr->world) {
@@ -269,17 +333,7 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
   for (guint i = 0; i < tr->engine->stores->len; i++)
     if (!load_store (tr, r, json_array_get_element (sa, i), i, path, error))
       return FALSE;
-  if (!stsim_head_load_state (tr->engine->head, r, error))
-    return FALSE;
-  tr->step = step;
-  tr->epoch = epoch;
-  tr->index = index;
-  tr->has_best = json_object_get_boolean_member_with_default (o, "has_best", FALSE);
-  tr->best = json_object_get_double_member_with_default (o, "best", 0.0);
-  tr->best_step = best_step;
-  tr->bad_total = bad_total;
-  tr->bad_in_row = bad_in_row;
-  return TRUE;
+  return stsim_head_load_state (tr->engine->head, r, error);
 }
 
 gboolean

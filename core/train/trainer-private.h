@@ -6,6 +6,7 @@
 #pragma once
 #include "train/engine-private.h"
 #include "train/runlog.h"
+#include "io/rundir.h"
 
 G_BEGIN_DECLS
 
@@ -41,6 +42,10 @@ struct _StsimTrainer {
   /* outputs: rank 0 writes (the run log), the others only compute */
   StsimRunLog            *log;
   char                   *out_dir, *state_dir, *best_dir;
+  /* rank 0: what determines this run's trajectory, saved with the state
+   * and compared on resume (io/rundir.h) */
+  StsimRunFingerprint    *fingerprint;
+  char                   *fingerprint_json;
 
   /* data-parallel world (dist.h): 1 rank unless run under MPI */
   int                     rank, world;

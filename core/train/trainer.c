@@ -2,8 +2,9 @@
  *
  * The loop, top to bottom (stsim_trainer_run):
  *   setup: the engine (encoder, head, objectives, optimizers; engine.c), the
- *   evaluator, the corpus, the run log (runlog.c) -> teachers see the corpus
- *   -> resume from state/ or start fresh -> for each step: the next B
+ *   evaluator, the corpus, the run log (runlog.c) -> the run's fingerprint
+ *   -> resume from state/ (checked, and compared with the fingerprint) or
+ *   start fresh -> resolved.ini -> teachers see the corpus -> for each step: the next B
  *   examples of the epoch's seeded permutation -> one engine step
  *   (objectives, backward, skip if NaN/Inf, clip, AdamW) -> every log_every
  *   steps a metrics line -> every eval_every steps the evaluator scores DEV
@@ -49,6 +50,8 @@ trainer_free (StsimTrainer *tr)
   g_free (tr->out_dir);
   g_free (tr->state_dir);
   g_free (tr->best_dir);
+  stsim_run_fingerprint_free (tr->fingerprint);
+  g_free (tr->fingerprint_json);
   g_free (tr);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (StsimTrainer, trainer_free)
@@ -110,6 +113,30 @@ setup (StsimTrainer *tr, GError **error)
   /* Only rank 0 writes (docs/distributed.md). */
   if (tr->rank == 0 && !(tr->log = stsim_run_log_new (tr->out_dir, stsim_recipe_get_name (tr->recipe), error)))
     return FALSE;
+  return TRUE;
+}
+
+/* Rank 0: the fingerprint of this run (the resolved recipe, every corpus
+ * file that gave examples, in order, the checkpoints and files the recipe
+ * names, the ranks), saved with the state and compared on resume. */
+static gboolean
+build_fingerprint (StsimTrainer *tr, GError **error)
+{
+  g_autoptr(GPtrArray) files = g_ptr_array_new ();
+  const char *last = NULL;
+  for (gsize i = 0; i < stsim_corpus_get_n (tr->corpus); i++) {
+    const char *f = stsim_corpus_get_location (tr->corpus, i, NULL);
+    if (f != last)
+      g_ptr_array_add (files, (gpointer) f);
+    last = f;
+  }
+  g_ptr_array_add (files, NULL);
+  g_autofree char *ini = stsim_recipe_to_string (tr->recipe);
+  tr->fingerprint = stsim_run_fingerprint_build (ini, (const char *const *) files->pdata, tr->world,
+                                                 tr->options.quiet, error);
+  if (!tr->fingerprint)
+    return FALSE;
+  tr->fingerprint_json = stsim_run_fingerprint_to_json (tr->fingerprint);
   return TRUE;
 }
 
@@ -481,15 +508,20 @@ resume_or_start (StsimTrainer *tr, GError **error)
 {
   g_autofree char *state_path = g_build_filename (tr->state_dir, "state.safetensors", NULL);
   gboolean resuming = tr->rank == 0 && tr->options.resume && g_file_test (state_path, G_FILE_TEST_EXISTS);
-  gboolean root_ok = TRUE;
-  if (resuming) {
+  /* Every rank gets to the collective below, also when rank 0 fails. */
+  gboolean root_ok = tr->rank != 0 || build_fingerprint (tr, error);
+  if (root_ok && resuming) {
     root_ok = stsim_trainer_load_state (tr, error) && stsim_run_log_start (tr->log, TRUE, tr->step, error);
     if (root_ok && !tr->options.quiet)
       g_printerr ("resuming %s at step %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT "\n", tr->out_dir, tr->step,
                   tr->total_steps);
-  } else if (tr->rank == 0) {
-    if (tr->options.resume && !tr->options.quiet)
-      g_printerr ("--resume: no state in %s, starting from step 0\n", tr->state_dir);
+  } else if (root_ok && tr->rank == 0 && tr->options.resume) {
+    /* Never "resume" from step 0: that would be a fresh run in a used folder. */
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND,
+                 "--resume: no resume state at %s (this run saved none yet); start the run without --resume "
+                 "(with --overwrite to replace what %s holds)", state_path, tr->out_dir);
+    root_ok = FALSE;
+  } else if (root_ok && tr->rank == 0) {
     /* A fresh run starts a fresh log and forgets an older best. */
     root_ok = stsim_run_log_start (tr->log, FALSE, 0, error);
   }
@@ -625,11 +657,13 @@ stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx, const StsimTrai
   if (stsim_recipe_get_threads (recipe) > 0)
     stsim_set_threads (stsim_recipe_get_threads (recipe));
 
-  if (!setup (tr, error) || !prepare_teachers (tr, error))
+  /* resolved.ini after the resume checks: a refused --resume leaves the
+   * folder as it was. */
+  if (!setup (tr, error) || !resume_or_start (tr, error))
     return FALSE;
   if (tr->rank == 0 && !stsim_run_log_write_resolved (tr->log, recipe, error))
     return FALSE;
-  if (!resume_or_start (tr, error))
+  if (!prepare_teachers (tr, error))
     return FALSE;
   print_start (tr);
 

@@ -46,9 +46,12 @@ typedef struct {
   gint64   stop_after_steps;  /* > 0: stop after this many steps of this process, without
                                  the final save (a simulated kill, for tests) */
   gboolean quiet;             /* no progress line, no table on stdout */
+  /* Resume: fingerprint keys (or globs such as 'corpus:*') that may differ
+   * from the saved run's (--allow-changed), NULL-terminated; NULL: none. */
+  const char *const *allow_changed;
 } StsimTrainOptions;
 
-#define STSIM_TRAIN_OPTIONS_INIT { FALSE, 0, FALSE }
+#define STSIM_TRAIN_OPTIONS_INIT { FALSE, 0, FALSE, NULL }
 
 /* The [train] section's parameter table (docs/training.md); the recipe
  * code knows it as a core section without registration. */
@@ -117,7 +120,12 @@ gboolean     stsim_engine_step            (StsimEngine *engine, const char *cons
  * and docs/training.md. @ctx must hold the instantiated components
  * (stsim_recipe_instantiate). Writes into the run folder ([run] output):
  * resolved.ini, state/ (none left with keep_state = none), best/ (none with
- * save_best = false), metrics.jsonl, curves.svg, results.json. */
+ * save_best = false), metrics.jsonl, curves.svg, results.json. The state
+ * records the run's fingerprint (recipe, corpus, checkpoint and file
+ * hashes, ranks); a resume refuses a state that differs from this run in a
+ * key that @options' allow_changed does not name, and a state whose fields
+ * are out of range or whose tensors are not finite. The folder's lock and
+ * fresh/overwrite policy are the caller's (stsim/stsim-rundir.h). */
 STSIM_API
 gboolean stsim_trainer_run (const StsimRecipe *recipe, StsimContext *ctx,
                             const StsimTrainOptions *options, GError **error);
