@@ -23,7 +23,10 @@
 #include <math.h>
 #include <signal.h>
 #include <string.h>
+#include <stdarg.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
 #include "stsim/stsim.h"
@@ -87,9 +90,11 @@ recipe_file (const char *name, const char *out, const char *corpus)
   return path;
 }
 
-/* Loads, instantiates and trains; returns FALSE with @error on failure. */
+/* Loads, instantiates and trains (@allow: --allow-changed keys, or NULL);
+ * returns FALSE with @error on failure. */
 static gboolean
-train (const char *recipe_path, const char *const *overrides, gboolean resume, gint64 stop_after, GError **error)
+train_allow (const char *recipe_path, const char *const *overrides, gboolean resume, gint64 stop_after,
+             const char *const *allow, GError **error)
 {
   g_autoptr(StsimRecipe) recipe = stsim_recipe_load (reg, recipe_path, overrides, NULL, error);
   if (!recipe)
@@ -99,7 +104,14 @@ train (const char *recipe_path, const char *const *overrides, gboolean resume, g
   o.resume = resume;
   o.stop_after_steps = stop_after;
   o.quiet = !g_test_verbose ();
+  o.allow_changed = allow;
   return stsim_recipe_instantiate (recipe, ctx, error) && stsim_trainer_run (recipe, ctx, &o, error);
+}
+
+static gboolean
+train (const char *recipe_path, const char *const *overrides, gboolean resume, gint64 stop_after, GError **error)
+{
+  return train_allow (recipe_path, overrides, resume, stop_after, NULL, error);
 }
 
 static GPtrArray *
@@ -295,7 +307,8 @@ test_resume_mismatch (void)
   g_autoptr(GError) err = NULL;
   g_assert_false (train (r, set, TRUE, 0, &err));
   g_assert_error (err, STSIM_ERROR, STSIM_ERROR_CHECKPOINT);
-  g_assert_true (strstr (err->message, "another run") != NULL);
+  g_assert_true (strstr (err->message, "--resume refused") != NULL);
+  g_assert_true (strstr (err->message, "train.batch_size: saved 16, now 8") != NULL);
 }
 
 /* A state whose JSON nests 100000 deep (json-glib's recursive parser
@@ -696,11 +709,288 @@ test_untrainable_encoder (void)
   g_assert_true (strstr (err->message, "no trainable network") != NULL);
 }
 
+/* ---- the run fingerprint and the checks of a resumed state ------------------------ */
+
+static void
+assert_refused (const char *recipe, const char *const *set, const char *const *allow, const char *const *needles)
+{
+  g_autoptr(GError) err = NULL;
+  g_assert_false (train_allow (recipe, set, TRUE, 0, allow, &err));
+  g_assert_nonnull (err);
+  g_test_message ("refused: %s", err->message);
+  for (int i = 0; needles[i]; i++)
+    if (!strstr (err->message, needles[i]))
+      g_error ("'%s' not in: %s", needles[i], err->message);
+}
+
+/* A copy of the corpus fixture with one line changed: same size, other text. */
+static char *
+changed_corpus (void)
+{
+  g_autofree char *src = corpus_path ();
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (src, &text, NULL, NULL));
+  g_assert_true (text[0] != 'Z');
+  text[0] = 'Z';
+  char *path = g_build_filename (tmpdir, "changed-corpus.txt", NULL);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+  return path;
+}
+
+/* --resume refuses a changed lr, temperature or corpus (of the same size),
+ * listing the keys, and leaves resolved.ini alone; --allow-changed
+ * train.steps continues a longer schedule. */
+static void
+test_resume_fingerprint (void)
+{
+  g_autofree char *out = out_dir ("fingerprint");
+  g_autofree char *r = recipe_file ("fingerprint", out, NULL);
+  const char *const base[] = { "train.steps=8", "train.eval_every=0", "train.test=false", NULL };
+  g_autoptr(GError) err = NULL;
+  g_autofree char *st = g_build_filename (out, "state", "state.safetensors", NULL);
+  g_autofree char *resolved = g_build_filename (out, "resolved.ini", NULL);
+  g_autofree char *before = NULL, *after = NULL;
+
+  g_assert_true (train (r, base, FALSE, 5, &err));  /* state at step 4 */
+  g_assert_no_error (err);
+  g_assert_cmpint (state_step (st), ==, 4);
+  g_assert_true (g_file_get_contents (resolved, &before, NULL, NULL));
+
+  const char *const lr[] = { "train.steps=8", "train.eval_every=0", "train.test=false", "train.lr=2e-3", NULL };
+  assert_refused (r, lr, NULL, (const char *const[]) { "--resume refused", "train.lr: saved", "--allow-changed", NULL });
+  const char *const temp[] = { "train.steps=8", "train.eval_every=0", "train.test=false",
+                               "objective.contrastive.temperature=0.1", NULL };
+  assert_refused (r, temp, NULL, (const char *const[]) { "objective.contrastive.temperature", NULL });
+  g_autofree char *corpus = changed_corpus ();
+  g_autofree char *rc = recipe_file ("fingerprint-corpus", out, corpus);
+  assert_refused (rc, base, NULL, (const char *const[]) { "train.corpus", "corpus:", corpus, NULL });
+  /* Allowing one key does not allow another. */
+  assert_refused (r, lr, (const char *const[]) { "train.steps", NULL }, (const char *const[]) { "train.lr", NULL });
+  g_assert_true (g_file_get_contents (resolved, &after, NULL, NULL));
+  g_assert_cmpstr (before, ==, after);
+
+  /* A longer schedule, allowed: continues from step 4 to 12. */
+  const char *const longer[] = { "train.steps=12", "train.eval_every=0", "train.test=false", NULL };
+  assert_refused (r, longer, NULL, (const char *const[]) { "train.steps: saved 8, now 12", NULL });
+  g_assert_true (train_allow (r, longer, TRUE, 0, (const char *const[]) { "train.steps", NULL }, &err));
+  g_assert_no_error (err);
+  g_assert_cmpint (state_step (st), ==, 12);
+}
+
+/* The state's "stsim.train_state" JSON with one integer field replaced. */
+static char *
+edited_meta (const char *st, const char *key, const char *value)
+{
+  g_autoptr(GError) err = NULL;
+  g_autoptr(StsimSafetensors) r = stsim_safetensors_open (st, &err);
+  g_assert_no_error (err);
+  g_autofree char *pattern = g_strdup_printf ("\"%s\":-?[0-9]+", key);
+  g_autofree char *repl = g_strdup_printf ("\"%s\":%s", key, value);
+  g_autoptr(GRegex) re = g_regex_new (pattern, 0, 0, &err);
+  g_assert_no_error (err);
+  const char *meta = stsim_safetensors_get_metadata (r, "stsim.train_state");
+  g_assert_true (g_regex_match (re, meta, 0, NULL));
+  return g_regex_replace_literal (re, meta, -1, 0, repl, 0, &err);
+}
+
+static void
+nan_in_param (const char *name, float *x, gsize n)
+{
+  if (n > 3 && g_str_has_suffix (name, ".param") && g_str_has_prefix (name, "0."))
+    x[3] = NAN;
+}
+
+static void
+negative_adam_v (const char *name, float *x, gsize n)
+{
+  if (n > 0 && g_str_has_suffix (name, ".adam_v"))
+    x[n - 1] = -1e-3f;
+}
+
+/* Hand-edited states (step -7, a data index of 1e12, a NaN parameter, a
+ * negative Adam second moment, an Adam step count beyond the step) are
+ * refused, naming the field or tensor and the file. */
+static void
+test_resume_invalid_state (void)
+{
+  g_autofree char *out = out_dir ("invalid-state");
+  g_autofree char *r = recipe_file ("invalid-state", out, NULL);
+  const char *const set[] = { "train.steps=8", "train.eval_every=0", "train.test=false", NULL };
+  g_autoptr(GError) err = NULL;
+  g_autofree char *st = g_build_filename (out, "state", "state.safetensors", NULL);
+  g_autofree char *good = g_build_filename (tmpdir, "good-state.safetensors", NULL);
+  g_assert_true (train (r, set, FALSE, 5, &err));
+  g_assert_no_error (err);
+  stsim_test_rewrite_safetensors (st, good, NULL, NULL, NULL);
+
+  struct { const char *key, *value; StsimTestTensorEdit edit; const char *needle; } cases[] = {
+    { "step", "-7", NULL, "step = -7 is outside" },
+    { "index", "1000000000000", NULL, "index = 1000000000000 is outside" },
+    { "epoch", "5", NULL, "epoch = 5 is outside" },
+    { "adam_t", "99", NULL, "stores[0].adam_t = 99 is outside" },
+    { NULL, NULL, nan_in_param, "non-finite value(s) (the first, element 3, is nan)" },
+    { NULL, NULL, negative_adam_v, "cannot be negative" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *meta = cases[i].key ? edited_meta (good, cases[i].key, cases[i].value) : NULL;
+    stsim_test_rewrite_safetensors (good, st, cases[i].edit, meta ? "stsim.train_state" : NULL, meta);
+    assert_refused (r, set, NULL, (const char *const[]) { st, "invalid resume state", cases[i].needle, NULL });
+  }
+  /* The intact state resumes. */
+  stsim_test_rewrite_safetensors (good, st, NULL, NULL, NULL);
+  g_assert_true (train (r, set, TRUE, 0, &err));
+  g_assert_no_error (err);
+  g_assert_cmpint (state_step (st), ==, 8);
+}
+
+/* ---- the run folder through stsim-run --------------------------------------------- */
+
+static const char *run_tool;
+
+/* Runs stsim-run RECIPE ARGS... (NULL-terminated); returns its exit status
+ * and its stdout and stderr (joined) in *@output. */
+static int
+stsim_run (char **output, const char *recipe, ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (char *) run_tool);
+  g_ptr_array_add (argv, (char *) recipe);
+  va_list ap;
+  va_start (ap, recipe);
+  for (const char *a; (a = va_arg (ap, const char *));)
+    g_ptr_array_add (argv, (char *) a);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+  g_autofree char *out = NULL, *err_text = NULL;
+  int status = 0;
+  g_autoptr(GError) err = NULL;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err_text,
+                               &status, &err));
+  g_assert_no_error (err);
+  g_assert_true (WIFEXITED (status));
+  *output = g_strconcat (out, err_text, NULL);
+  g_test_message ("stsim-run %s ... -> %d:\n%s", recipe, WEXITSTATUS (status), *output);
+  return WEXITSTATUS (status);
+}
+
+static void
+assert_has (const char *text, const char *needle)
+{
+  if (!strstr (text, needle))
+    g_error ("'%s' not in:\n%s", needle, text);
+}
+
+#define RUN_SHORT "--set", "train.steps=6", "--set", "train.eval_every=0", "--set", "train.test=false", \
+                  "--set", "train.save_every=4"
+
+/* A finished run's folder: a fresh run into it is refused, naming what is
+ * there; --overwrite removes the old state before training (a run killed
+ * before its first save leaves none), and --resume then refuses instead of
+ * continuing the old run; leftovers of an interrupted save are removed at
+ * the next start and reported; the flags' misuse is a usage error. */
+static void
+test_tool_folder (void)
+{
+  if (!run_tool) {
+    g_test_skip ("STSIM_RUN not set");
+    return;
+  }
+  g_autofree char *out = out_dir ("tool-folder");
+  g_autofree char *r = recipe_file ("tool-folder", out, NULL);
+  g_autofree char *text = NULL;
+  g_autofree char *st = g_build_filename (out, "state", "state.safetensors", NULL);
+
+  g_assert_cmpint (stsim_run (&text, r, RUN_SHORT, NULL), ==, 0);
+  g_assert_true (g_file_test (st, G_FILE_TEST_EXISTS));
+  g_clear_pointer (&text, g_free);
+  g_assert_cmpint (stsim_run (&text, r, RUN_SHORT, NULL), ==, 1);
+  assert_has (text, "already holds a run");
+  assert_has (text, "state/");
+  assert_has (text, "metrics.jsonl");
+  assert_has (text, "--overwrite");
+  assert_has (text, "--resume");
+
+  g_clear_pointer (&text, g_free);
+  g_assert_cmpint (stsim_run (&text, r, "--overwrite", "--resume", NULL), ==, 2);
+  g_clear_pointer (&text, g_free);
+  g_assert_cmpint (stsim_run (&text, r, "--allow-changed", "train.steps", NULL), ==, 2);
+
+  /* Leftovers of a save killed midway. */
+  g_autofree char *tmp_state = g_build_filename (out, "state", "state.safetensors.tmp-Ab12Cd", NULL);
+  g_autofree char *tmp_best = g_build_filename (out, ".best.tmp-Xy34Zw", NULL);
+  g_autofree char *tmp_best_file = g_build_filename (tmp_best, "model.safetensors", NULL);
+  g_assert_true (g_file_set_contents (tmp_state, "half a state", -1, NULL));
+  g_assert_cmpint (g_mkdir (tmp_best, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (tmp_best_file, "half a model", -1, NULL));
+
+  /* --overwrite, then a "kill" after one step, before the first save. */
+  g_clear_pointer (&text, g_free);
+  g_assert_cmpint (stsim_run (&text, r, RUN_SHORT, "--overwrite", "--stop-after-steps", "1", NULL), ==, 0);
+  assert_has (text, "removed 2 temporary files");
+  assert_has (text, "--overwrite: removed state/");
+  g_assert_false (g_file_test (tmp_state, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (tmp_best, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (st, G_FILE_TEST_EXISTS));
+
+  g_clear_pointer (&text, g_free);
+  g_assert_cmpint (stsim_run (&text, r, RUN_SHORT, "--resume", NULL), ==, 1);
+  assert_has (text, "nothing to resume");
+  g_assert_false (g_file_test (st, G_FILE_TEST_EXISTS));
+}
+
+/* Two runs into one folder: the second exits 1 at once naming the first's
+ * PID and host; the first completes, its metrics its own. */
+static void
+test_tool_lock (void)
+{
+  if (!run_tool) {
+    g_test_skip ("STSIM_RUN not set");
+    return;
+  }
+  g_autofree char *out = out_dir ("tool-lock");
+  g_autofree char *r = recipe_file ("tool-lock", out, NULL);
+  g_autofree char *lock = g_build_filename (out, ".stsim-lock", NULL);
+  g_autoptr(GError) err = NULL;
+  const char *argv[] = { run_tool, r, RUN_SHORT, "--set", "train.steps=20", NULL };
+  g_autoptr(GSubprocess) first = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                                                    G_SUBPROCESS_FLAGS_STDERR_SILENCE, &err);
+  g_assert_no_error (err);
+  gint64 deadline = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+  while (!g_file_test (lock, G_FILE_TEST_EXISTS) && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_assert_true (g_file_test (lock, G_FILE_TEST_EXISTS));
+
+  g_autofree char *text = NULL;
+  g_autofree char *pid = g_strdup_printf ("PID %s", g_subprocess_get_identifier (first));
+  gint64 t0 = g_get_monotonic_time ();
+  int rc = stsim_run (&text, r, RUN_SHORT, NULL);
+  gboolean first_running = g_file_test (lock, G_FILE_TEST_EXISTS);
+  g_test_message ("second run refused in %.2f s", (g_get_monotonic_time () - t0) / 1e6);
+  g_assert_cmpint (rc, ==, 1);
+  g_assert_true (first_running);
+  assert_has (text, "in use by another run");
+  assert_has (text, pid);
+  assert_has (text, g_get_host_name ());
+
+  g_assert_true (g_subprocess_wait_check (first, NULL, &err));
+  g_assert_no_error (err);
+  g_assert_false (g_file_test (lock, G_FILE_TEST_EXISTS));
+  g_autoptr(GPtrArray) m = read_metrics (out);
+  gint64 prev = 0;
+  for (guint i = 0; i < m->len; i++) {
+    gint64 step = json_object_get_int_member (g_ptr_array_index (m, i), "step");
+    g_assert_cmpint (step, >, prev);
+    prev = step;
+  }
+  g_assert_cmpint (prev, ==, 20);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   driver = argc > 1 ? argv[1] : NULL;
+  run_tool = g_getenv ("STSIM_RUN");
   reg = stsim_registry_new ();
   stsim_registry_scan_default (reg);
   tmpdir = g_dir_make_tmp ("stsim-test-train-XXXXXX", NULL);
@@ -708,6 +998,10 @@ main (int argc, char **argv)
   g_test_add_func ("/train/run/resume", test_resume);
   g_test_add_func ("/train/run/resume-mismatch", test_resume_mismatch);
   g_test_add_func ("/train/run/resume-deep-state", test_resume_deep_state);
+  g_test_add_func ("/train/run/resume-fingerprint", test_resume_fingerprint);
+  g_test_add_func ("/train/run/resume-invalid-state", test_resume_invalid_state);
+  g_test_add_func ("/train/tool/folder", test_tool_folder);
+  g_test_add_func ("/train/tool/lock", test_tool_lock);
   g_test_add_func ("/train/run/kill", test_kill);
   g_test_add_func ("/train/run/nan-skip", test_nan_skip);
   g_test_add_func ("/train/run/nan-stop", test_nan_stop);
