@@ -4,7 +4,8 @@
 # for seeds 1..SEEDS, JOBS runs at a time with one thread each, then the
 # table (mean ± std, paired differences from SimCSE) and its chart. A run
 # whose results.json exists is skipped and an interrupted one resumes from
-# its last state (--resume), so the script can simply be run again.
+# its last state (--resume; without a state it starts again, --overwrite),
+# so the script can simply be run again.
 #
 #   recipes/testbed/run-testbed.sh [BUILD_DIR] [JOBS] [SEEDS]
 set -euo pipefail
@@ -18,9 +19,12 @@ if [ "${RUN_TESTBED_ONE:-}" = 1 ]; then   # one run: NAME SEED
   name=$4 seed=$5 dir=$out/$4/seed-$5
   if [ -f "$dir/results.json" ]; then echo "skip  $dir (done)"; exit 0; fi
   mkdir -p "$dir"
+  # Resume only a run that saved a state; anything else starts again
+  # (--overwrite: what a run killed before its first save left).
+  if [ -f "$dir/state/state.safetensors" ]; then mode=--resume; else mode=--overwrite; fi
   echo "start $dir ($(date +%H:%M:%S))"
   if ! "$build/core/tools/stsim-run" "recipes/testbed/$name.ini" --set "run.seed=$seed" --set "run.output=$dir" \
-         --set run.threads=1 --resume > "$dir.log" 2>&1; then
+         --set run.threads=1 "$mode" > "$dir.log" 2>&1; then
     echo "FAILED $dir: see $dir.log" >&2; exit 1
   fi
   echo "done  $dir ($(date +%H:%M:%S))"
