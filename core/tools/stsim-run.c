@@ -383,6 +383,8 @@ main (int argc, char **argv)
     if (!stsim_trainer_run (recipe, ctx, &train_opts, &error))
       return fail (error);
   }
+  /* The lock is not part of what the run leaves. */
+  g_clear_pointer (&lock, stsim_run_lock_release);
   if (rank0)
     print_disk_use (stsim_recipe_get_output (recipe));
   stsim_dist_finalize ();

@@ -309,10 +309,8 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
     return FALSE;
   }
   JsonObject *o = json_node_get_object (json_parser_get_root (parser));
-  /* The fingerprint first: a changed run is told as such, key by key. */
-  if (!check_fingerprint (tr, r, path, error) || !load_position (tr, o, path, error))
-    return FALSE;
-  /* States from before data-parallel runs have no world_size: one rank. */
+  /* The rank count first, with its specific hint (mpirun -np N); states
+   * from before data-parallel runs have no world_size: one rank. */
   gint64 world = json_object_get_int_member_with_default (o, "world_size", 1);
   if (world != tr->world) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
@@ -322,6 +320,9 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
                  world > 1 ? world : tr->world);
     return FALSE;
   }
+  /* Then the fingerprint: a changed run is told as such, key by key. */
+  if (!check_fingerprint (tr, r, path, error) || !load_position (tr, o, path, error))
+    return FALSE;
   JsonNode *sn = json_object_get_member (o, "stores");
   if (!sn || !JSON_NODE_HOLDS_ARRAY (sn) || json_array_get_length (json_node_get_array (sn)) != tr->engine->stores->len) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,

@@ -898,9 +898,11 @@ test_train (void)
   g_assert_null (g_strstr_len (st, MIN (st_len, 65536), "electra"));
   g_assert_null (g_strstr_len (st, MIN (st_len, 65536), "discriminator"));
 
-  /* Killed after 2 steps and resumed: bit-identical to the straight run,
-   * discriminator and its AdamW moments included. */
-  train_once (b, 2, FALSE);
+  /* Killed after 3 steps (the state saved at step 2) and resumed:
+   * bit-identical to the straight run, discriminator and its AdamW moments
+   * included. (Stopped after 2 steps, the run would stop before its step-2
+   * save and --resume would have nothing to resume.) */
+  train_once (b, 3, FALSE);
   train_once (b, 0, TRUE);
   const char *names[] = { "0.bert.param", "2.bert.param", "2.bert.adam_m", "2.bert.adam_v", "3.electra_head.param",
                           "3.electra_head.adam_m", "3.electra_head.adam_v", NULL };
