@@ -42,7 +42,7 @@ G_BEGIN_DECLS
 
 /* ---- running a recipe ---------------------------------------------------- */
 typedef struct {
-  gboolean resume;            /* continue from <output>/state/ when it exists */
+  gboolean resume;            /* continue from <output>/state/ (NOT_FOUND when there is none) */
   gint64   stop_after_steps;  /* > 0: stop after this many steps of this process, without
                                  the final save (a simulated kill, for tests) */
   gboolean quiet;             /* no progress line, no table on stdout */

@@ -8,6 +8,17 @@
  *                 parameters, Adam moments and best/ bit-identical to an
  *                 uninterrupted run; metrics.jsonl has no repeated steps
  *   kill          the same with a real SIGKILL of a training process
+ *   resume-fingerprint  a changed lr, temperature or same-size corpus is
+ *                 refused with the keys listed; --allow-changed train.steps
+ *                 continues a longer schedule
+ *   resume-invalid-state  hand-edited states (step -7, index 1e12, NaN
+ *                 parameter, negative Adam v, ...) refused, naming field and file
+ *   tool/folder   stsim-run: a fresh run into a used folder refused,
+ *                 --overwrite removes the old state before training, --resume
+ *                 after a kill before the first save refuses, leftovers of an
+ *                 interrupted save removed and reported
+ *   tool/lock     stsim-run: a second run into a folder in use exits 1 at once
+ *                 naming the first's PID and host; the first completes
  *   nan-skip      a NaN step is skipped and counted; training goes on
  *   nan-stop      NaN steps in a row stop the run with a clear message and
  *                 the last good state on disk
