@@ -27,7 +27,6 @@
  * the GLOBAL number of positions, so the ranks' losses add up to the
  * single-process loss (stsim_train_step_set_loss_local). */
 #include <math.h>
-#include <stddef.h>
 #include <string.h>
 
 #include <stsim/stsim.h>
@@ -249,41 +248,22 @@ find_student (const StsimParams *params, StsimContext *ctx, GError **error)
     return NULL;
   gsize n_refs = 0;
   const char *const *refs = stsim_params_get_refs (params, "encoder", &n_refs);
-  StsimComponent *enc = NULL;
-  if (refs && n_refs > 0) {
-    enc = stsim_context_lookup (ctx, refs[0]);
-    if (!enc || stsim_component_get_kind (enc) != STSIM_KIND_ENCODER) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE, "diff-predict: encoder = %s is not an enabled encoder",
-                   refs[0]);
-      return NULL;
-    }
-  } else {
-    guint n = 0, count = 0;
-    StsimComponent *const *all = stsim_context_get_components (ctx, &n);
-    for (guint i = 0; i < n; i++)
-      if (stsim_component_get_kind (all[i]) == STSIM_KIND_ENCODER) {
-        enc = all[i];
-        count++;
-      }
-    if (count != 1) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
-                   count == 0 ? "diff-predict: no encoder section precedes this objective; set encoder = <label> "
-                                "(e.g. encoder = encoder) so that the discriminator can copy the student"
-                              : "diff-predict: the recipe has several encoders; set encoder = <label> to name the "
-                                "student whose weights seed the discriminator");
-      return NULL;
-    }
+  const char *label = refs && n_refs > 0 ? refs[0] : NULL;
+  StsimComponent *enc = stsim_context_find (ctx, STSIM_KIND_ENCODER, label, error);
+  if (!enc) {
+    if (label)
+      g_prefix_error (error, "diff-predict: encoder = %s: ", label);
+    else
+      g_prefix_error (error, "diff-predict: set encoder = <label> (e.g. encoder = encoder) to name the student "
+                             "whose weights seed the discriminator: ");
+    return NULL;
   }
-  const StsimComponentDesc *desc = stsim_component_get_desc (enc);
-  const StsimEncoderVTable *vt = desc->vtable;
-  StsimModel *m = NULL;
-  if (desc->vtable_size >= offsetof (StsimEncoderVTable, model) + sizeof (gpointer) && vt->model)
-    m = vt->model (stsim_component_get_state (enc));
+  StsimModel *m = stsim_encoder_model (enc, NULL);
   if (!m)
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
                  "diff-predict: encoder '%s' (%s) has no trainable network to copy into the discriminator; "
                  "use a bert or roberta encoder, or set discriminator = <folder>",
-                 stsim_component_get_label (enc), desc->name);
+                 stsim_component_get_label (enc), stsim_component_get_desc (enc)->name);
   return m;
 }
 
