@@ -259,6 +259,87 @@ cfg_arch (ConfigReader *r, StsimArch *arch, GError **error)
   return FALSE;
 }
 
+/* DistilBERT's keys into @c (stsim_model_config_init'ed). */
+static gboolean
+config_read_distilbert (ConfigReader *r, StsimModelConfig *c, GError **error)
+{
+  static const char *const gelu[] = { "gelu", NULL };
+  const int big = 1 << 24;
+
+  if (!cfg_int (r, "vocab_size", TRUE, 0, 1, big, &c->vocab_size, error)
+      || !cfg_int (r, "dim", TRUE, 0, 1, big, &c->hidden_size, error)
+      || !cfg_int (r, "n_layers", TRUE, 0, 1, 1024, &c->num_layers, error)
+      || !cfg_int (r, "n_heads", TRUE, 0, 1, 4096, &c->num_heads, error)
+      || !cfg_int (r, "hidden_dim", TRUE, 0, 1, big, &c->intermediate_size, error)
+      || !cfg_int (r, "max_position_embeddings", TRUE, 0, 1, big, &c->max_position_embeddings, error)
+      || !cfg_int (r, "pad_token_id", FALSE, 0, 0, big, &c->pad_token_id, error)
+      || !cfg_double (r, "dropout", 0.1, 0, 1, TRUE, &c->hidden_dropout, error)
+      || !cfg_double (r, "attention_dropout", 0.1, 0, 1, TRUE, &c->attention_dropout, error)
+      || !cfg_double (r, "initializer_range", 0.02, 0, 10, FALSE, &c->initializer_range, error)
+      || !cfg_expect_string (r, "activation", gelu, "the erf GELU", error)
+      || !cfg_expect_bool (r, "sinusoidal_pos_embds", FALSE, "learned position embeddings", error))
+    return FALSE;
+  c->type_vocab_size = 0;
+  c->layer_norm_eps = 1e-12;
+  return TRUE;
+}
+
+/* BERT's and RoBERTa's keys into @c (stsim_model_config_init'ed). */
+static gboolean
+config_read_bert (ConfigReader *r, StsimArch arch, StsimModelConfig *c, GError **error)
+{
+  static const char *const gelu[] = { "gelu", NULL };
+  static const char *const absolute[] = { "absolute", NULL };
+  const int big = 1 << 24;
+
+  if (!cfg_int (r, "vocab_size", TRUE, 0, 1, big, &c->vocab_size, error)
+      || !cfg_int (r, "hidden_size", TRUE, 0, 1, big, &c->hidden_size, error)
+      || !cfg_int (r, "num_hidden_layers", TRUE, 0, 1, 1024, &c->num_layers, error)
+      || !cfg_int (r, "num_attention_heads", TRUE, 0, 1, 4096, &c->num_heads, error)
+      || !cfg_int (r, "intermediate_size", TRUE, 0, 1, big, &c->intermediate_size, error)
+      || !cfg_int (r, "max_position_embeddings", TRUE, 0, 1, big, &c->max_position_embeddings, error)
+      /* HF's BertConfig/RobertaConfig defaults for the optional keys. */
+      || !cfg_int (r, "type_vocab_size", FALSE, 2, 1, big, &c->type_vocab_size, error)
+      || !cfg_int (r, "pad_token_id", FALSE, arch == STSIM_ARCH_ROBERTA ? 1 : 0, 0, big, &c->pad_token_id, error)
+      || !cfg_double (r, "layer_norm_eps", 1e-12, 0, 1, FALSE, &c->layer_norm_eps, error)
+      || !cfg_double (r, "hidden_dropout_prob", 0.1, 0, 1, TRUE, &c->hidden_dropout, error)
+      || !cfg_double (r, "attention_probs_dropout_prob", 0.1, 0, 1, TRUE, &c->attention_dropout, error)
+      || !cfg_double (r, "initializer_range", 0.02, 0, 10, FALSE, &c->initializer_range, error)
+      || !cfg_expect_string (r, "hidden_act", gelu, "the erf GELU of method.md §1.1", error)
+      || !cfg_expect_string (r, "position_embedding_type", absolute, "learned absolute positions", error))
+    return FALSE;
+  if (c->layer_norm_eps <= 0) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "%s: key \"layer_norm_eps\" must be > 0", r->file);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The keys that must agree with each other, after each was read. */
+static gboolean
+config_check_shape (const char *config_json, StsimArch arch, const StsimModelConfig *c, GError **error)
+{
+  const char *hkey = arch == STSIM_ARCH_DISTILBERT ? "dim" : "hidden_size";
+  const char *nkey = arch == STSIM_ARCH_DISTILBERT ? "n_heads" : "num_attention_heads";
+  if (c->hidden_size % c->num_heads != 0) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "%s: \"%s\" %d is not a multiple of \"%s\" %d",
+                 config_json, hkey, c->hidden_size, nkey, c->num_heads);
+    return FALSE;
+  }
+  if (c->pad_token_id >= c->vocab_size) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "%s: \"pad_token_id\" %d is not below \"vocab_size\" %d",
+                 config_json, c->pad_token_id, c->vocab_size);
+    return FALSE;
+  }
+  if (arch == STSIM_ARCH_ROBERTA && c->max_position_embeddings <= c->pad_token_id + 1) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID,
+                 "%s: \"max_position_embeddings\" %d leaves no position for tokens (RoBERTa positions start at "
+                 "pad_token_id + 1 = %d)", config_json, c->max_position_embeddings, c->pad_token_id + 1);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean
 stsim_model_config_load (const char *config_json, StsimModelConfig *config, GError **error)
 {
@@ -285,71 +366,14 @@ stsim_model_config_load (const char *config_json, StsimModelConfig *config, GErr
   if (!cfg_arch (&r, &arch, error))
     return FALSE;
   stsim_model_config_init (&c, arch);
-  static const char *const gelu[] = { "gelu", NULL };
-  const int big = 1 << 24;
-
-  if (arch == STSIM_ARCH_DISTILBERT) {
-    if (!cfg_int (&r, "vocab_size", TRUE, 0, 1, big, &c.vocab_size, error)
-        || !cfg_int (&r, "dim", TRUE, 0, 1, big, &c.hidden_size, error)
-        || !cfg_int (&r, "n_layers", TRUE, 0, 1, 1024, &c.num_layers, error)
-        || !cfg_int (&r, "n_heads", TRUE, 0, 1, 4096, &c.num_heads, error)
-        || !cfg_int (&r, "hidden_dim", TRUE, 0, 1, big, &c.intermediate_size, error)
-        || !cfg_int (&r, "max_position_embeddings", TRUE, 0, 1, big, &c.max_position_embeddings, error)
-        || !cfg_int (&r, "pad_token_id", FALSE, 0, 0, big, &c.pad_token_id, error)
-        || !cfg_double (&r, "dropout", 0.1, 0, 1, TRUE, &c.hidden_dropout, error)
-        || !cfg_double (&r, "attention_dropout", 0.1, 0, 1, TRUE, &c.attention_dropout, error)
-        || !cfg_double (&r, "initializer_range", 0.02, 0, 10, FALSE, &c.initializer_range, error)
-        || !cfg_expect_string (&r, "activation", gelu, "the erf GELU", error)
-        || !cfg_expect_bool (&r, "sinusoidal_pos_embds", FALSE, "learned position embeddings", error))
-      return FALSE;
-    c.type_vocab_size = 0;
-    c.layer_norm_eps = 1e-12;
-  } else {
-    static const char *const absolute[] = { "absolute", NULL };
-    if (!cfg_int (&r, "vocab_size", TRUE, 0, 1, big, &c.vocab_size, error)
-        || !cfg_int (&r, "hidden_size", TRUE, 0, 1, big, &c.hidden_size, error)
-        || !cfg_int (&r, "num_hidden_layers", TRUE, 0, 1, 1024, &c.num_layers, error)
-        || !cfg_int (&r, "num_attention_heads", TRUE, 0, 1, 4096, &c.num_heads, error)
-        || !cfg_int (&r, "intermediate_size", TRUE, 0, 1, big, &c.intermediate_size, error)
-        || !cfg_int (&r, "max_position_embeddings", TRUE, 0, 1, big, &c.max_position_embeddings, error)
-        /* HF's BertConfig/RobertaConfig defaults for the optional keys. */
-        || !cfg_int (&r, "type_vocab_size", FALSE, 2, 1, big, &c.type_vocab_size, error)
-        || !cfg_int (&r, "pad_token_id", FALSE, arch == STSIM_ARCH_ROBERTA ? 1 : 0, 0, big, &c.pad_token_id, error)
-        || !cfg_double (&r, "layer_norm_eps", 1e-12, 0, 1, FALSE, &c.layer_norm_eps, error)
-        || !cfg_double (&r, "hidden_dropout_prob", 0.1, 0, 1, TRUE, &c.hidden_dropout, error)
-        || !cfg_double (&r, "attention_probs_dropout_prob", 0.1, 0, 1, TRUE, &c.attention_dropout, error)
-        || !cfg_double (&r, "initializer_range", 0.02, 0, 10, FALSE, &c.initializer_range, error)
-        || !cfg_expect_string (&r, "hidden_act", gelu, "the erf GELU of method.md §1.1", error)
-        || !cfg_expect_string (&r, "position_embedding_type", absolute, "learned absolute positions", error))
-      return FALSE;
-    if (c.layer_norm_eps <= 0) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "%s: key \"layer_norm_eps\" must be > 0", config_json);
-      return FALSE;
-    }
-  }
+  if (!(arch == STSIM_ARCH_DISTILBERT ? config_read_distilbert (&r, &c, error) : config_read_bert (&r, arch, &c, error)))
+    return FALSE;
   if (!cfg_expect_bool (&r, "tie_word_embeddings", TRUE, "the MLM decoder is the word-embedding matrix", error)
       || !cfg_expect_bool (&r, "is_decoder", FALSE, "encoders only", error)
       || !cfg_expect_bool (&r, "add_cross_attention", FALSE, "encoders only", error))
     return FALSE;
-
-  const char *hkey = arch == STSIM_ARCH_DISTILBERT ? "dim" : "hidden_size";
-  const char *nkey = arch == STSIM_ARCH_DISTILBERT ? "n_heads" : "num_attention_heads";
-  if (c.hidden_size % c.num_heads != 0) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "%s: \"%s\" %d is not a multiple of \"%s\" %d",
-                 config_json, hkey, c.hidden_size, nkey, c.num_heads);
+  if (!config_check_shape (config_json, arch, &c, error))
     return FALSE;
-  }
-  if (c.pad_token_id >= c.vocab_size) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "%s: \"pad_token_id\" %d is not below \"vocab_size\" %d",
-                 config_json, c.pad_token_id, c.vocab_size);
-    return FALSE;
-  }
-  if (arch == STSIM_ARCH_ROBERTA && c.max_position_embeddings <= c.pad_token_id + 1) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID,
-                 "%s: \"max_position_embeddings\" %d leaves no position for tokens (RoBERTa positions start at "
-                 "pad_token_id + 1 = %d)", config_json, c.max_position_embeddings, c.pad_token_id + 1);
-    return FALSE;
-  }
   *config = c;
   return TRUE;
 }

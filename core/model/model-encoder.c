@@ -49,53 +49,67 @@ arch_hint (StsimArch arch)
   return "?";
 }
 
-gpointer
-stsim_model_encoder_create (const StsimParams *params, StsimContext *ctx, StsimArch arch, GError **error)
+/* The pooler the section names and the checks on its keys that need no file
+ * but the model folder. */
+static gboolean
+encoder_check_params (const StsimParams *params, StsimPooler *pooler, GError **error)
 {
   const char *model_dir = stsim_params_get_string (params, "model");
   const char *config = stsim_params_get_string (params, "config");
   const char *vocab = stsim_params_get_string (params, "vocab");
   const char *pooler_name = stsim_params_get_string (params, "pooler");
   gboolean mlp = stsim_params_get_bool (params, "mlp");
-  gboolean reset = g_strcmp0 (stsim_params_get_string (params, "mlp_init"), "random") == 0;
-  StsimPooler pooler = STSIM_POOL_CLS_BEFORE_POOLER;
-  guint64 seed = stsim_params_is_set (params, "seed") ? (guint64) stsim_params_get_int (params, "seed")
-                 : ctx ? stsim_context_get_seed (ctx) : 42;
 
-  if (pooler_name && !stsim_pooler_from_name (pooler_name, &pooler)) {
+  *pooler = STSIM_POOL_CLS_BEFORE_POOLER;
+  if (pooler_name && !stsim_pooler_from_name (pooler_name, pooler)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "pooler: unknown value '%s' (%s)", pooler_name,
                  STSIM_POOLER_CHOICES);
-    return NULL;
+    return FALSE;
   }
-  if (pooler == STSIM_POOL_CLS && !mlp) {
+  if (*pooler == STSIM_POOL_CLS && !mlp) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID,
                  "pooler = cls needs the pooler dense layer: set mlp = true (or use cls_before_pooler)");
-    return NULL;
+    return FALSE;
   }
   if ((model_dir == NULL) == (config == NULL)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, model_dir
                  ? "give either model or config, not both"
                  : "missing model: the folder of a checkpoint (or config and vocab for a fresh model)");
-    return NULL;
+    return FALSE;
   }
   if (config != NULL && vocab == NULL) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID,
                  "config needs vocab: the folder with the tokenizer files of the fresh model");
-    return NULL;
+    return FALSE;
   }
   if (model_dir != NULL && vocab != NULL) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID,
                  "vocab is only for a fresh model (config); a checkpoint folder brings its own tokenizer files");
-    return NULL;
+    return FALSE;
   }
-
   if (model_dir != NULL && !g_file_test (model_dir, G_FILE_TEST_IS_DIR)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND,
                  "model folder %s does not exist (expected config.json, model.safetensors and tokenizer files)",
                  model_dir);
-    return NULL;
+    return FALSE;
   }
+  return TRUE;
+}
 
+gpointer
+stsim_model_encoder_create (const StsimParams *params, StsimContext *ctx, StsimArch arch, GError **error)
+{
+  const char *model_dir = stsim_params_get_string (params, "model");
+  const char *config = stsim_params_get_string (params, "config");
+  const char *vocab = stsim_params_get_string (params, "vocab");
+  gboolean mlp = stsim_params_get_bool (params, "mlp");
+  gboolean reset = g_strcmp0 (stsim_params_get_string (params, "mlp_init"), "random") == 0;
+  StsimPooler pooler;
+  guint64 seed = stsim_params_is_set (params, "seed") ? (guint64) stsim_params_get_int (params, "seed")
+                 : ctx ? stsim_context_get_seed (ctx) : 42;
+
+  if (!encoder_check_params (params, &pooler, error))
+    return NULL;
   guint flags = (mlp ? STSIM_MODEL_POOLER : 0) | (reset ? STSIM_MODEL_RESET_POOLER : 0)
                 | (stsim_params_get_bool (params, "mlm_head") ? STSIM_MODEL_MLM_HEAD : 0)
                 | (stsim_params_get_bool (params, "frozen") ? STSIM_MODEL_FROZEN : 0);

@@ -275,16 +275,10 @@ wrap_rows (StsimTape *tape, float *data, gint64 rows, gint64 cols)
   return stsim_tensor_wrap (tape, 2, (gint64[]) { rows, cols }, data);
 }
 
-gboolean
-stsim_model_encode (StsimModel *model, const char *const *sentences, gsize n,
-                    StsimPooler pooler, int max_len, float *out, GError **error)
+/* What stsim_model_encode refuses before any work. */
+static gboolean
+encode_check (StsimModel *model, StsimPooler pooler, GError **error)
 {
-  g_return_val_if_fail (model != NULL && (sentences != NULL || n == 0) && (out != NULL || n == 0), FALSE);
-  if (n == 0)
-    return TRUE;
-  const StsimModelConfig *c = &model->config;
-  const gint64 H = c->hidden_size;
-  const int N = c->num_layers;
   if (model->tokenizer == NULL) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_NOT_FOUND, "model %s has no tokenizer files "
                  "(vocab.txt, or vocab.json and merges.txt)", model->source ? model->source : "(fresh)");
@@ -299,11 +293,15 @@ stsim_model_encode (StsimModel *model, const char *const *sentences, gsize n,
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "unknown pooler %d", (int) pooler);
     return FALSE;
   }
+  return TRUE;
+}
 
-  /* Tokenize everything first: errors surface before any compute. */
-  g_autoptr(GArray) all_ids = g_array_new (FALSE, FALSE, sizeof (gint32));
-  g_autofree gint64 *start = g_new (gint64, n);
-  g_autofree gint32 *lengths = g_new (gint32, n);
+/* Tokenizes all @n sentences into @all_ids (sentence i at start[i],
+ * lengths[i] ids), so that errors surface before any compute. */
+static gboolean
+encode_tokenize (StsimModel *model, const char *const *sentences, gsize n, int max_len, GArray *all_ids,
+                 gint64 *start, gint32 *lengths, GError **error)
+{
   int max_tokens = stsim_model_max_tokens (model);
   for (gsize i = 0; i < n; i++) {
     g_autoptr(GError) local = NULL;
@@ -327,6 +325,90 @@ stsim_model_encode (StsimModel *model, const char *const *sentences, gsize n,
     if (!check_ids (model, (const gint32 *) all_ids->data + start[i], lengths[i], "sentence", i, error))
       return FALSE;
   }
+  return TRUE;
+}
+
+/* One encode batch: the packed rows of up to encode_batch sentences and
+ * the buffers that carry the hidden states from layer to layer. */
+typedef struct {
+  gint64    max_rows;
+  float    *cur;   /* [max_rows, H]: the current hidden state */
+  float    *keep;  /* [max_rows, H]: the earlier layer the pooler needs, or NULL */
+  gint32   *ids, *pos;
+  StsimSeq *seqs;
+  gsize     count; /* sentences in the batch */
+  gint64    rows;  /* their tokens */
+} EncodeBatch;
+
+/* The batch from sentence order[s]: as many of the next sentences as fit the limits. */
+static void
+encode_batch_fill (StsimModel *model, EncodeBatch *b, const GArray *all_ids, const gint64 *start,
+                   const gint32 *lengths, const gint32 *order, gsize n, gsize s)
+{
+  b->count = 0;
+  b->rows = 0;
+  while (s + b->count < n && b->count < (gsize) model->encode_batch
+         && (b->count == 0 || b->rows + lengths[order[s + b->count]] <= b->max_rows)) {
+    gint32 i = order[s + b->count];
+    b->seqs[b->count] = (StsimSeq) { (gint32) b->rows, lengths[i], lengths[i] };
+    memcpy (b->ids + b->rows, (const gint32 *) all_ids->data + start[i], (gsize) lengths[i] * sizeof (gint32));
+    position_ids (model, b->ids + b->rows, lengths[i], b->pos + b->rows);
+    b->rows += lengths[i];
+    b->count++;
+  }
+}
+
+/* The pooled [count, H] vectors of the batch (on @tape), or NULL when an op failed. */
+static StsimTensor *
+encode_batch_run (StsimModel *model, StsimTape *tape, EncodeBatch *b, StsimPooler pooler)
+{
+  const gint64 H = model->config.hidden_size, rows = b->rows;
+  const int N = model->config.num_layers;
+  gboolean need_first = pooler == STSIM_POOL_AVG_FIRST_LAST;
+  gboolean need_prev = pooler == STSIM_POOL_AVG_TOP2;
+
+  /* Layer by layer with a rewind in between: no gradients are needed, so
+   * only the current hidden state (and the one the pooler keeps) lives on. */
+  stsim_tape_reset (tape);
+  StsimTensor *x = embed (model, tape, b->ids, b->pos, rows);
+  if (x != NULL) {
+    memcpy (b->cur, x->data, (gsize) (rows * H) * sizeof (float));
+    if (need_prev && N - 1 == 0)
+      memcpy (b->keep, b->cur, (gsize) (rows * H) * sizeof (float));
+  }
+  for (int l = 0; l < N && x != NULL; l++) {
+    stsim_tape_reset (tape);
+    x = layer_forward (model, tape, l, wrap_rows (tape, b->cur, rows, H), b->seqs, b->count);
+    if (x == NULL)
+      break;
+    memcpy (b->cur, x->data, (gsize) (rows * H) * sizeof (float));
+    if ((need_first && l + 1 == 1) || (need_prev && l + 1 == N - 1))
+      memcpy (b->keep, b->cur, (gsize) (rows * H) * sizeof (float));
+  }
+  if (x == NULL)
+    return NULL;
+  stsim_tape_reset (tape);
+  StsimTensor *last = wrap_rows (tape, b->cur, rows, H);
+  StsimTensor *kept = b->keep ? wrap_rows (tape, b->keep, rows, H) : NULL;
+  return pool_impl (model, tape, b->seqs, b->count, kept, kept, last, pooler);
+}
+
+gboolean
+stsim_model_encode (StsimModel *model, const char *const *sentences, gsize n,
+                    StsimPooler pooler, int max_len, float *out, GError **error)
+{
+  g_return_val_if_fail (model != NULL && (sentences != NULL || n == 0) && (out != NULL || n == 0), FALSE);
+  if (n == 0)
+    return TRUE;
+  const gint64 H = model->config.hidden_size;
+  if (!encode_check (model, pooler, error))
+    return FALSE;
+
+  g_autoptr(GArray) all_ids = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_autofree gint64 *start = g_new (gint64, n);
+  g_autofree gint32 *lengths = g_new (gint32, n);
+  if (!encode_tokenize (model, sentences, n, max_len, all_ids, start, lengths, error))
+    return FALSE;
   /* Longest first: the first batch sets the arena's high-water mark. */
   g_autofree gint32 *order = g_new (gint32, n);
   for (gsize i = 0; i < n; i++)
@@ -342,62 +424,27 @@ stsim_model_encode (StsimModel *model, const char *const *sentences, gsize n,
 
   gint64 budget = MAX (ENCODE_TOKEN_BUDGET, (gint64) lengths[order[0]]);
   gint64 max_rows = MIN (budget, (gint64) model->encode_batch * lengths[order[0]]);
-  gboolean need_first = pooler == STSIM_POOL_AVG_FIRST_LAST;
-  gboolean need_prev = pooler == STSIM_POOL_AVG_TOP2;
+  gboolean keeps = pooler == STSIM_POOL_AVG_FIRST_LAST || pooler == STSIM_POOL_AVG_TOP2;
   g_autofree float *cur = g_new (float, max_rows * H);
-  g_autofree float *keep = (need_first || need_prev) ? g_new (float, max_rows * H) : NULL;
+  g_autofree float *keep = keeps ? g_new (float, max_rows * H) : NULL;
   g_autofree gint32 *ids = g_new (gint32, max_rows);
   g_autofree gint32 *pos = g_new (gint32, max_rows);
   g_autofree StsimSeq *seqs = g_new (StsimSeq, model->encode_batch);
+  EncodeBatch b = { .max_rows = max_rows, .cur = cur, .keep = keep, .ids = ids, .pos = pos, .seqs = seqs };
   gboolean ok = TRUE;
 
-  for (gsize s = 0; s < n && ok;) {
-    /* The batch: as many of the next sentences as fit the limits. */
-    gsize count = 0;
-    gint64 rows = 0;
-    while (s + count < n && count < (gsize) model->encode_batch
-           && (count == 0 || rows + lengths[order[s + count]] <= max_rows)) {
-      gint32 i = order[s + count];
-      seqs[count] = (StsimSeq) { (gint32) rows, lengths[i], lengths[i] };
-      memcpy (ids + rows, (const gint32 *) all_ids->data + start[i], (gsize) lengths[i] * sizeof (gint32));
-      position_ids (model, ids + rows, lengths[i], pos + rows);
-      rows += lengths[i];
-      count++;
-    }
-    /* Layer by layer with a rewind in between: no gradients are needed, so
-     * only the current hidden state (and the one the pooler keeps) lives on. */
-    stsim_tape_reset (tape);
-    StsimTensor *x = embed (model, tape, ids, pos, rows);
-    if (x != NULL) {
-      memcpy (cur, x->data, (gsize) (rows * H) * sizeof (float));
-      if (need_prev && N - 1 == 0)
-        memcpy (keep, cur, (gsize) (rows * H) * sizeof (float));
-    }
-    for (int l = 0; l < N && x != NULL; l++) {
-      stsim_tape_reset (tape);
-      x = layer_forward (model, tape, l, wrap_rows (tape, cur, rows, H), seqs, count);
-      if (x == NULL)
-        break;
-      memcpy (cur, x->data, (gsize) (rows * H) * sizeof (float));
-      if ((need_first && l + 1 == 1) || (need_prev && l + 1 == N - 1))
-        memcpy (keep, cur, (gsize) (rows * H) * sizeof (float));
-    }
-    StsimTensor *pooled = NULL;
-    if (x != NULL) {
-      stsim_tape_reset (tape);
-      StsimTensor *last = wrap_rows (tape, cur, rows, H);
-      StsimTensor *kept = keep ? wrap_rows (tape, keep, rows, H) : NULL;
-      pooled = pool_impl (model, tape, seqs, count, kept, kept, last, pooler);
-    }
+  for (gsize s = 0; s < n;) {
+    encode_batch_fill (model, &b, all_ids, start, lengths, order, n, s);
+    StsimTensor *pooled = encode_batch_run (model, tape, &b, pooler);
     if (pooled == NULL) {
       g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED,
                    "model encode: an op failed (see the critical above); this is a bug in stsim");
       ok = FALSE;
       break;
     }
-    for (gsize k = 0; k < count; k++)
+    for (gsize k = 0; k < b.count; k++)
       memcpy (out + (gsize) order[s + k] * H, pooled->data + k * H, (gsize) H * sizeof (float));
-    s += count;
+    s += b.count;
   }
   stsim_tape_reset (tape);
   return ok;

@@ -116,88 +116,232 @@ leaf_t_times_rows (float *restrict D, gint64 ldd, const float *restrict P, gint6
   }
 }
 
+/* What the (sequence, head) items of one backward pass share. */
+typedef struct {
+  const AttnCtx *c;
+  const float   *q, *k, *v, *dout;
+  float         *dq, *dk, *dv;     /* column-offset gradients; NULL where none is wanted */
+  gboolean       gq, gk, gv;
+  float         *scratch;          /* per thread: dP and Pd, 2·max_p */
+  guint8        *keepbuf;          /* per thread: the dropout mask, max_p */
+  float         *tscratch;         /* per thread: SMALL_KEYS·SMALL_DH */
+  guint64        seed;
+  float          scale, keep_scale;
+} AttnBackward;
+
+/* dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place of the R rows of dP. */
+static inline void
+softmax_backward_rows (float *dP, const float *P, gint64 R, gint64 Kn)
+{
+  for (gint64 r = 0; r < R; r++) {
+    float *dpr = dP + r * Kn;
+    const float *pr = P + r * Kn;
+    float dot = 0.0f;
+    for (gint64 j = 0; j < Kn; j++)
+      dot += dpr[j] * pr[j];
+    for (gint64 j = 0; j < Kn; j++)
+      dpr[j] = pr[j] * (dpr[j] - dot);
+  }
+}
+
+/* Item @it = (sequence it / nh, head it % nh) of the backward pass, on thread @tid's scratch. */
+static inline void
+attention_backward_item (const AttnBackward *b, gint64 it, int tid)
+{
+  const AttnCtx *c = b->c;
+  gint64 H = c->H, dh = c->dh, nh = c->n_heads;
+  const StsimSeq *s = &c->seqs[it / nh];
+  gint64 h = it % nh, R = s->rows, Kn = seq_keys (s), ps = R * Kn;
+  if (R == 0)
+    return;
+  float *P = c->P + c->poff[it / nh] + h * ps;
+  float *dP = b->scratch + (gint64) tid * 2 * c->max_p, *Pd = dP + c->max_p;
+  guint8 *keep = b->keepbuf + (gint64) tid * c->max_p;
+  const float *qh = b->q + s->offset * c->ldq + h * dh;
+  const float *kh = b->k + s->offset * c->ldk + h * dh;
+  const float *vh = b->v + s->offset * c->ldv + h * dh;
+  const float *dC = b->dout + s->offset * H + h * dh;
+  const float *Pused = P;
+  if (c->p_drop > 0.0f) {
+    stsim_dropout_keep (b->seed, c->step, c->op, c->poff[it / nh] + h * ps, ps, c->p_drop, keep);
+    for (gint64 i = 0; i < ps; i++)
+      Pd[i] = keep[i] ? P[i] * b->keep_scale : 0.0f;
+    Pused = Pd;
+  }
+  gboolean small = use_small (Kn, dh);
+  float *tbuf = b->tscratch + (gint64) tid * SMALL_KEYS * SMALL_DH;
+  /* dPd = dC·Vᵀ */
+  if (small) {
+    leaf_transpose (tbuf, vh, c->ldv, Kn, dh);
+    leaf_rows_times_t (dP, Kn, dC, H, tbuf, Kn, R, dh, Kn, 1.0f, FALSE);
+  } else {
+    stsim_k_sgemm (FALSE, TRUE, R, Kn, dh, 1.0f, dC, H, vh, c->ldv, 0.0f, dP, Kn);
+  }
+  if (b->gv && small)
+    leaf_t_times_rows (b->dv + s->offset * c->ldv + h * dh, c->ldv, Pused, R, Kn, dC, H, dh, 1.0f);
+  else if (b->gv)
+    stsim_k_sgemm (TRUE, FALSE, Kn, dh, R, 1.0f, Pused, Kn, dC, H, 1.0f, b->dv + s->offset * c->ldv + h * dh, c->ldv);
+  if (!b->gq && !b->gk)
+    return;
+  if (c->p_drop > 0.0f)
+    for (gint64 i = 0; i < ps; i++)
+      dP[i] = keep[i] ? dP[i] * b->keep_scale : 0.0f;
+  softmax_backward_rows (dP, P, R, Kn);
+  if (small) {
+    if (b->gq)
+      leaf_rows_times_t (b->dq + s->offset * c->ldq + h * dh, c->ldq, dP, Kn, kh, c->ldk, R, Kn, dh, b->scale, TRUE);
+    if (b->gk)
+      leaf_t_times_rows (b->dk + s->offset * c->ldk + h * dh, c->ldk, dP, R, Kn, qh, c->ldq, dh, b->scale);
+    return;
+  }
+  if (b->gq)
+    stsim_k_sgemm (FALSE, FALSE, R, dh, Kn, b->scale,
+                   dP, Kn, kh, c->ldk, 1.0f, b->dq + s->offset * c->ldq + h * dh, c->ldq);
+  if (b->gk)
+    stsim_k_sgemm (TRUE, FALSE, Kn, dh, R, b->scale,
+                   dP, Kn, qh, c->ldq, 1.0f, b->dk + s->offset * c->ldk + h * dh, c->ldk);
+}
+
 static void
 attention_backward (StsimTape *tape, StsimNode *node)
 {
   AttnCtx *c = node->ctx;
   StsimTensor *tq = node->in[0], *tk = c->fused ? node->in[0] : node->in[1], *tv = c->fused ? node->in[0] : node->in[2];
-  gboolean gq = stsim_needs_grad (tq), gk = stsim_needs_grad (tk), gv = stsim_needs_grad (tv);
-  float *dq = gq ? stsim_grad_acquire_acc (tape, tq) + c->qoff : NULL;
-  float *dk = gk ? (c->fused ? dq - c->qoff : stsim_grad_acquire_acc (tape, tk)) + c->koff : NULL;
-  float *dv = gv ? (c->fused ? dq - c->qoff : stsim_grad_acquire_acc (tape, tv)) + c->voff : NULL;
-  const float *q = tq->data + c->qoff, *k = tk->data + c->koff, *v = tv->data + c->voff;
-  const float *dout = node->out->grad;
-  gint64 H = c->H, dh = c->dh, nh = c->n_heads;
-  float scale = 1.0f / sqrtf ((float) dh);
-  float keep_scale = c->p_drop > 0.0f ? 1.0f / (1.0f - c->p_drop) : 1.0f;
+  AttnBackward b = { .c = c, .gq = stsim_needs_grad (tq), .gk = stsim_needs_grad (tk), .gv = stsim_needs_grad (tv) };
+  b.dq = b.gq ? stsim_grad_acquire_acc (tape, tq) + c->qoff : NULL;
+  b.dk = b.gk ? (c->fused ? b.dq - c->qoff : stsim_grad_acquire_acc (tape, tk)) + c->koff : NULL;
+  b.dv = b.gv ? (c->fused ? b.dq - c->qoff : stsim_grad_acquire_acc (tape, tv)) + c->voff : NULL;
+  b.q = tq->data + c->qoff;
+  b.k = tk->data + c->koff;
+  b.v = tv->data + c->voff;
+  b.dout = node->out->grad;
+  b.scale = 1.0f / sqrtf ((float) c->dh);
+  b.keep_scale = c->p_drop > 0.0f ? 1.0f / (1.0f - c->p_drop) : 1.0f;
+  b.seed = tape->seed;
   int nt = omp_get_max_threads ();
-  float *scratch = stsim_tape_alloc (tape, (gsize) (2 * c->max_p * nt) * sizeof (float));
-  guint8 *keepbuf = stsim_tape_alloc (tape, (gsize) (c->max_p * nt));
-  float *tscratch = stsim_tape_alloc (tape, (gsize) (SMALL_KEYS * SMALL_DH * nt) * sizeof (float));
-  gint64 items = (gint64) c->n_seqs * nh;
+  b.scratch = stsim_tape_alloc (tape, (gsize) (2 * c->max_p * nt) * sizeof (float));
+  b.keepbuf = stsim_tape_alloc (tape, (gsize) (c->max_p * nt));
+  b.tscratch = stsim_tape_alloc (tape, (gsize) (SMALL_KEYS * SMALL_DH * nt) * sizeof (float));
+  gint64 items = (gint64) c->n_seqs * c->n_heads;
 
 #pragma omp parallel for schedule(dynamic, 4) if (items > 1)
-  for (gint64 it = 0; it < items; it++) {
-    int tid = omp_get_thread_num ();
-    const StsimSeq *s = &c->seqs[it / nh];
-    gint64 h = it % nh, R = s->rows, Kn = seq_keys (s), ps = R * Kn;
-    if (R == 0)
-      continue;
-    float *P = c->P + c->poff[it / nh] + h * ps;
-    float *dP = scratch + (gint64) tid * 2 * c->max_p, *Pd = dP + c->max_p;
-    guint8 *keep = keepbuf + (gint64) tid * c->max_p;
-    const float *qh = q + s->offset * c->ldq + h * dh;
-    const float *kh = k + s->offset * c->ldk + h * dh;
-    const float *vh = v + s->offset * c->ldv + h * dh;
-    const float *dC = dout + s->offset * H + h * dh;
-    const float *Pused = P;
-    if (c->p_drop > 0.0f) {
-      stsim_dropout_keep (tape->seed, c->step, c->op, c->poff[it / nh] + h * ps, ps, c->p_drop, keep);
-      for (gint64 i = 0; i < ps; i++)
-        Pd[i] = keep[i] ? P[i] * keep_scale : 0.0f;
-      Pused = Pd;
-    }
-    gboolean small = use_small (Kn, dh);
-    float *tbuf = tscratch + (gint64) tid * SMALL_KEYS * SMALL_DH;
-    /* dPd = dC·Vᵀ */
-    if (small) {
-      leaf_transpose (tbuf, vh, c->ldv, Kn, dh);
-      leaf_rows_times_t (dP, Kn, dC, H, tbuf, Kn, R, dh, Kn, 1.0f, FALSE);
-    } else {
-      stsim_k_sgemm (FALSE, TRUE, R, Kn, dh, 1.0f, dC, H, vh, c->ldv, 0.0f, dP, Kn);
-    }
-    if (gv && small)
-      leaf_t_times_rows (dv + s->offset * c->ldv + h * dh, c->ldv, Pused, R, Kn, dC, H, dh, 1.0f);
-    else if (gv)
-      stsim_k_sgemm (TRUE, FALSE, Kn, dh, R, 1.0f, Pused, Kn, dC, H, 1.0f, dv + s->offset * c->ldv + h * dh, c->ldv);
-    if (!gq && !gk)
-      continue;
-    if (c->p_drop > 0.0f)
-      for (gint64 i = 0; i < ps; i++)
-        dP[i] = keep[i] ? dP[i] * keep_scale : 0.0f;
-    for (gint64 r = 0; r < R; r++) {
-      float *dpr = dP + r * Kn;
-      const float *pr = P + r * Kn;
-      float dot = 0.0f;
-      for (gint64 j = 0; j < Kn; j++)
-        dot += dpr[j] * pr[j];
-      for (gint64 j = 0; j < Kn; j++)
-        dpr[j] = pr[j] * (dpr[j] - dot);
-    }
-    if (small) {
-      if (gq)
-        leaf_rows_times_t (dq + s->offset * c->ldq + h * dh, c->ldq, dP, Kn, kh, c->ldk, R, Kn, dh, scale, TRUE);
-      if (gk)
-        leaf_t_times_rows (dk + s->offset * c->ldk + h * dh, c->ldk, dP, R, Kn, qh, c->ldq, dh, scale);
-      continue;
-    }
-    if (gq)
-      stsim_k_sgemm (FALSE, FALSE, R, dh, Kn, scale,
-                     dP, Kn, kh, c->ldk, 1.0f, dq + s->offset * c->ldq + h * dh, c->ldq);
-    if (gk)
-      stsim_k_sgemm (TRUE, FALSE, Kn, dh, R, scale,
-                     dP, Kn, qh, c->ldq, 1.0f, dk + s->offset * c->ldk + h * dh, c->ldk);
+  for (gint64 it = 0; it < items; it++)
+    attention_backward_item (&b, it, omp_get_thread_num ());
+}
+
+/* FALSE (with a critical) unless q, k, v and the sequences fit together; *N and *H of the output. */
+static gboolean
+attention_check (StsimTensor *tq, StsimTensor *tk, StsimTensor *tv, gboolean fused, const StsimSeq *seqs,
+                 gsize n_seqs, int n_heads, gint64 *N_out, gint64 *H_out)
+{
+  char b1[64];
+  gint64 N = stsim_tensor_rows (tq);
+  gint64 H = fused ? stsim_tensor_cols (tq) / 3 : stsim_tensor_cols (tq);
+  if (n_heads <= 0 || H <= 0 || H % n_heads != 0 || (fused && stsim_tensor_cols (tq) != 3 * H)
+      || (!fused && (!stsim_tensor_same_shape (tq, tk) || !stsim_tensor_same_shape (tq, tv)))) {
+    g_critical ("stsim_attention: q %s: need [N, H] q, k, v of one shape (or [N, 3H] fused) with H divisible by %d heads",
+                stsim_tensor_shape_string (tq, b1, sizeof b1), n_heads);
+    return FALSE;
   }
+  gint64 end = 0;
+  for (gsize i = 0; i < n_seqs; i++) {
+    const StsimSeq *s = &seqs[i];
+    if (s->offset < end || s->rows < 0 || s->keys < 0 || s->offset + MAX (s->rows, s->keys) > N) {
+      g_critical ("stsim_attention: sequence %" G_GSIZE_FORMAT " (offset %d, rows %d, keys %d) is out of "
+                  "order, overlaps the previous one or runs past the %" G_GINT64_FORMAT " rows",
+                  i, s->offset, s->rows, s->keys, N);
+      return FALSE;
+    }
+    end = s->offset + MAX (s->rows, s->keys);
+  }
+  *N_out = N;
+  *H_out = H;
+  return TRUE;
+}
+
+/* The op's context on @tape: layout, P offsets (poff[n_seqs] = all of P), dropout key. */
+static AttnCtx *
+attention_ctx_new (StsimTape *tape, const StsimSeq *seqs, gsize n_seqs, int n_heads, gint64 H, gboolean fused,
+                   float p_drop)
+{
+  AttnCtx *c = stsim_tape_alloc (tape, sizeof (AttnCtx));
+  memset (c, 0, sizeof *c);
+  c->n_seqs = n_seqs;
+  c->n_heads = n_heads;
+  c->H = H;
+  c->dh = H / n_heads;
+  c->fused = fused;
+  c->ldq = c->ldk = c->ldv = fused ? 3 * H : H;
+  c->qoff = 0;
+  c->koff = fused ? H : 0;
+  c->voff = fused ? 2 * H : 0;
+  c->poff = stsim_tape_alloc (tape, sizeof (gint64) * (n_seqs + 1));
+  gint64 tot = 0;
+  for (gsize i = 0; i < n_seqs; i++) {
+    gint64 ps = (gint64) seqs[i].rows * seq_keys (&seqs[i]);
+    c->poff[i] = tot;
+    tot += n_heads * ps;
+    c->max_p = MAX (c->max_p, ps);
+  }
+  c->poff[n_seqs] = tot;
+  c->p_drop = tape->training ? p_drop : 0.0f;
+  if (c->p_drop > 0.0f)
+    c->op = tape->op_counter++;
+  c->step = tape->step;
+  return c;
+}
+
+/* What the (sequence, head) items of one forward pass share. */
+typedef struct {
+  const AttnCtx  *c;
+  const StsimSeq *seqs;
+  const float    *q, *k, *v;
+  float          *out;
+  gboolean        rg;             /* P is kept for backward */
+  float          *pd_scratch;     /* per thread: Pd, max_p */
+  guint8         *keepbuf;        /* per thread: the dropout mask, max_p */
+  float          *tscratch;       /* per thread: SMALL_KEYS·SMALL_DH */
+  guint64         seed;
+  float           scale, keep_scale;
+} AttnForward;
+
+/* Item @it = (sequence it / nh, head it % nh) of the forward pass, on thread @tid's scratch. */
+static inline void
+attention_forward_item (const AttnForward *f, gint64 it, int tid)
+{
+  const AttnCtx *c = f->c;
+  gint64 H = c->H, dh = c->dh, nh = c->n_heads;
+  const StsimSeq *s = &f->seqs[it / nh];
+  gint64 h = it % nh, R = s->rows, Kn = seq_keys (s), ps = R * Kn;
+  if (R == 0)
+    return;
+  float *P = f->rg ? c->P + c->poff[it / nh] + h * ps : c->P + (gint64) tid * c->max_p;
+  const float *qh = f->q + s->offset * c->ldq + h * dh;
+  const float *kh = f->k + s->offset * c->ldk + h * dh;
+  const float *vh = f->v + s->offset * c->ldv + h * dh;
+  gboolean small = use_small (Kn, dh);
+  float *tbuf = f->tscratch + (gint64) tid * SMALL_KEYS * SMALL_DH;
+  if (small) {
+    leaf_transpose (tbuf, kh, c->ldk, Kn, dh);
+    leaf_rows_times_t (P, Kn, qh, c->ldq, tbuf, Kn, R, dh, Kn, f->scale, FALSE);
+  } else {
+    stsim_k_sgemm (FALSE, TRUE, R, Kn, dh, f->scale, qh, c->ldq, kh, c->ldk, 0.0f, P, Kn);
+  }
+  for (gint64 r = 0; r < R; r++)
+    stsim_k_softmax_row (P + r * Kn, P + r * Kn, Kn);
+  const float *Pused = P;
+  if (c->p_drop > 0.0f) {
+    float *Pd = f->pd_scratch + (gint64) tid * c->max_p;
+    guint8 *keep = f->keepbuf + (gint64) tid * c->max_p;
+    stsim_dropout_keep (f->seed, c->step, c->op, c->poff[it / nh] + h * ps, ps, c->p_drop, keep);
+    for (gint64 i = 0; i < ps; i++)
+      Pd[i] = keep[i] ? P[i] * f->keep_scale : 0.0f;
+    Pused = Pd;
+  }
+  if (small)   /* V rows are already [Kn, dh] with the right orientation */
+    leaf_rows_times_t (f->out + s->offset * H + h * dh, H, Pused, Kn, vh, c->ldv, R, Kn, dh, 1.0f, FALSE);
+  else
+    stsim_k_sgemm (FALSE, FALSE, R, dh, Kn, 1.0f, Pused, Kn, vh, c->ldv, 0.0f, f->out + s->offset * H + h * dh, H);
 }
 
 static StsimTensor *
@@ -209,103 +353,30 @@ attention_impl (StsimTape *tape, StsimTensor *tq, StsimTensor *tk, StsimTensor *
     return NULL;
   g_return_val_if_fail (seqs != NULL || n_seqs == 0, NULL);
   g_return_val_if_fail (p_drop >= 0.0f && p_drop < 1.0f, NULL);
-  char b1[64];
-  gint64 N = stsim_tensor_rows (tq);
-  gint64 H = fused ? stsim_tensor_cols (tq) / 3 : stsim_tensor_cols (tq);
-  if (n_heads <= 0 || H <= 0 || H % n_heads != 0 || (fused && stsim_tensor_cols (tq) != 3 * H)
-      || (!fused && (!stsim_tensor_same_shape (tq, tk) || !stsim_tensor_same_shape (tq, tv)))) {
-    g_critical ("stsim_attention: q %s: need [N, H] q, k, v of one shape (or [N, 3H] fused) with H divisible by %d heads",
-                stsim_tensor_shape_string (tq, b1, sizeof b1), n_heads);
+  gint64 N, H;
+  if (!attention_check (tq, tk, tv, fused, seqs, n_seqs, n_heads, &N, &H))
     return NULL;
-  }
-  gint64 end = 0;
-  for (gsize i = 0; i < n_seqs; i++) {
-    const StsimSeq *s = &seqs[i];
-    if (s->offset < end || s->rows < 0 || s->keys < 0 || s->offset + MAX (s->rows, s->keys) > N) {
-      g_critical ("stsim_attention: sequence %" G_GSIZE_FORMAT " (offset %d, rows %d, keys %d) is out of "
-                  "order, overlaps the previous one or runs past the %" G_GINT64_FORMAT " rows",
-                  i, s->offset, s->rows, s->keys, N);
-      return NULL;
-    }
-    end = s->offset + MAX (s->rows, s->keys);
-  }
-  gint64 dh = H / n_heads, nh = n_heads;
   gboolean rg = stsim_tape_wants_grad (tape, tq, tk, tv);
   gint64 oshape[2] = { N, H };
   StsimTensor *out = stsim_tape_out (tape, 2, oshape, rg);
   memset (out->data, 0, (gsize) (N * H) * sizeof (float));
 
-  AttnCtx *c = stsim_tape_alloc (tape, sizeof (AttnCtx));
-  memset (c, 0, sizeof *c);
-  c->n_seqs = n_seqs;
-  c->n_heads = n_heads;
-  c->H = H;
-  c->dh = dh;
-  c->fused = fused;
-  c->ldq = c->ldk = c->ldv = fused ? 3 * H : H;
-  c->qoff = 0;
-  c->koff = fused ? H : 0;
-  c->voff = fused ? 2 * H : 0;
-  c->poff = stsim_tape_alloc (tape, sizeof (gint64) * (n_seqs + 1));
-  gint64 tot = 0;
-  for (gsize i = 0; i < n_seqs; i++) {
-    gint64 ps = (gint64) seqs[i].rows * seq_keys (&seqs[i]);
-    c->poff[i] = tot;
-    tot += nh * ps;
-    c->max_p = MAX (c->max_p, ps);
-  }
-  c->p_drop = tape->training ? p_drop : 0.0f;
-  if (c->p_drop > 0.0f)
-    c->op = tape->op_counter++;
-  c->step = tape->step;
+  AttnCtx *c = attention_ctx_new (tape, seqs, n_seqs, n_heads, H, fused, p_drop);
   int nt = omp_get_max_threads ();
   /* With grad, P is kept for backward; without, each thread reuses a block. */
-  c->P = stsim_tape_alloc (tape, (gsize) MAX (rg ? tot : c->max_p * nt, 1) * sizeof (float));
-  float *pd_scratch = stsim_tape_alloc (tape, (gsize) MAX (c->max_p * nt, 1) * sizeof (float));
-  guint8 *keepbuf = stsim_tape_alloc (tape, (gsize) MAX (c->max_p * nt, 1));
-  float *tscratch = stsim_tape_alloc (tape, (gsize) (SMALL_KEYS * SMALL_DH * nt) * sizeof (float));
-
-  const float *q = tq->data, *k = tk->data + c->koff, *v = tv->data + c->voff;
-  float scale = 1.0f / sqrtf ((float) dh);
-  float keep_scale = c->p_drop > 0.0f ? 1.0f / (1.0f - c->p_drop) : 1.0f;
-  gint64 items = (gint64) n_seqs * nh;
+  c->P = stsim_tape_alloc (tape, (gsize) MAX (rg ? c->poff[n_seqs] : c->max_p * nt, 1) * sizeof (float));
+  AttnForward f = { .c = c, .seqs = seqs, .q = tq->data, .k = tk->data + c->koff, .v = tv->data + c->voff,
+                    .out = out->data, .rg = rg, .seed = tape->seed };
+  f.pd_scratch = stsim_tape_alloc (tape, (gsize) MAX (c->max_p * nt, 1) * sizeof (float));
+  f.keepbuf = stsim_tape_alloc (tape, (gsize) MAX (c->max_p * nt, 1));
+  f.tscratch = stsim_tape_alloc (tape, (gsize) (SMALL_KEYS * SMALL_DH * nt) * sizeof (float));
+  f.scale = 1.0f / sqrtf ((float) c->dh);
+  f.keep_scale = c->p_drop > 0.0f ? 1.0f / (1.0f - c->p_drop) : 1.0f;
+  gint64 items = (gint64) n_seqs * n_heads;
 
 #pragma omp parallel for schedule(dynamic, 4) if (items > 1)
-  for (gint64 it = 0; it < items; it++) {
-    int tid = omp_get_thread_num ();
-    const StsimSeq *s = &seqs[it / nh];
-    gint64 h = it % nh, R = s->rows, Kn = seq_keys (s), ps = R * Kn;
-    if (R == 0)
-      continue;
-    float *P = rg ? c->P + c->poff[it / nh] + h * ps : c->P + (gint64) tid * c->max_p;
-    const float *qh = q + s->offset * c->ldq + h * dh;
-    const float *kh = k + s->offset * c->ldk + h * dh;
-    const float *vh = v + s->offset * c->ldv + h * dh;
-    gboolean small = use_small (Kn, dh);
-    float *tbuf = tscratch + (gint64) tid * SMALL_KEYS * SMALL_DH;
-    if (small) {
-      leaf_transpose (tbuf, kh, c->ldk, Kn, dh);
-      leaf_rows_times_t (P, Kn, qh, c->ldq, tbuf, Kn, R, dh, Kn, scale, FALSE);
-    } else {
-      stsim_k_sgemm (FALSE, TRUE, R, Kn, dh, scale, qh, c->ldq, kh, c->ldk, 0.0f, P, Kn);
-    }
-    for (gint64 r = 0; r < R; r++)
-      stsim_k_softmax_row (P + r * Kn, P + r * Kn, Kn);
-    const float *Pused = P;
-    if (c->p_drop > 0.0f) {
-      float *Pd = pd_scratch + (gint64) tid * c->max_p;
-      guint8 *keep = keepbuf + (gint64) tid * c->max_p;
-      stsim_dropout_keep (tape->seed, c->step, c->op, c->poff[it / nh] + h * ps, ps, c->p_drop, keep);
-      for (gint64 i = 0; i < ps; i++)
-        Pd[i] = keep[i] ? P[i] * keep_scale : 0.0f;
-      Pused = Pd;
-    }
-    if (small)   /* V rows are already [Kn, dh] with the right orientation */
-      leaf_rows_times_t (out->data + s->offset * H + h * dh, H, Pused, Kn, vh, c->ldv, R, Kn, dh, 1.0f, FALSE);
-    else
-      stsim_k_sgemm (FALSE, FALSE, R, dh, Kn, 1.0f,
-                     Pused, Kn, vh, c->ldv, 0.0f, out->data + s->offset * H + h * dh, H);
-  }
+  for (gint64 it = 0; it < items; it++)
+    attention_forward_item (&f, it, omp_get_thread_num ());
 
   if (rg) {
     StsimSeq *copy = stsim_tape_alloc (tape, sizeof (StsimSeq) * MAX (n_seqs, 1));

@@ -39,14 +39,6 @@ make (const char *name, GError **error, ...)
   return stsim_component_new (e->desc, "encoder.main", g_steal_pointer (&params), ctx, error);
 }
 
-static const StsimEncoderVTable *
-vtable (StsimComponent *c)
-{
-  const StsimComponentDesc *d = stsim_component_get_desc (c);
-  g_assert_cmpuint (d->vtable_size, >=, G_STRUCT_OFFSET (StsimEncoderVTable, eval_pooler) + sizeof (gpointer));
-  return d->vtable;
-}
-
 static void
 test_registered (void)
 {
@@ -81,10 +73,13 @@ test_encode_matches_model (void)
     g_assert_no_error (error);
     g_assert_nonnull (c);
     g_assert_cmpuint (stsim_encoder_dim (c), ==, 64);
-    const StsimEncoderVTable *vt = vtable (c);
-    StsimModel *m = vt->model (stsim_component_get_state (c));
+    g_assert_true (stsim_encoder_has_model (c) && stsim_encoder_has_eval_pooler (c));
+    StsimModel *m = stsim_encoder_model (c, &error);
+    g_assert_no_error (error);
     g_assert_nonnull (m);
-    g_assert_cmpint (vt->eval_pooler (stsim_component_get_state (c)), ==, cases[i].p);
+    int pooler = -1;
+    g_assert_true (stsim_encoder_eval_pooler (c, &pooler, &error));
+    g_assert_cmpint (pooler, ==, cases[i].p);
     /* DistilBERT has no pooler in its checkpoints: mlp = true makes one. */
     g_assert_cmpuint (stsim_model_get_initialized (m), ==,
                       g_str_equal (cases[i].component, "distilbert") ? STSIM_MODEL_POOLER : 0);
@@ -148,7 +143,7 @@ test_fresh (void)
     g_autoptr(StsimComponent) comp = make ("roberta", &error, "config", "${data}/roberta-tiny/config.json",
                                            "vocab", "${data}/roberta-tiny", "seed", seeds[i], "pooler", "cls", NULL);
     g_assert_no_error (error);
-    StsimModel *m = vtable (comp)->model (stsim_component_get_state (comp));
+    StsimModel *m = stsim_encoder_model (comp, &error);
     g_assert_null (stsim_model_get_source (m));
     g_assert_cmpuint (stsim_model_get_initialized (m), ==, STSIM_MODEL_POOLER);
     g_assert_true (stsim_encoder_encode (comp, sents, 3, outs[i], &error));
@@ -161,13 +156,13 @@ test_fresh (void)
   g_autoptr(StsimComponent) r = make ("bert", &error, "model", "${data}/bert-tiny", "mlp_init", "random",
                                       "mlm_head", "true", NULL);
   g_assert_no_error (error);
-  StsimModel *m = vtable (r)->model (stsim_component_get_state (r));
+  StsimModel *m = stsim_encoder_model (r, &error);
   g_assert_cmpuint (stsim_model_get_initialized (m), ==, STSIM_MODEL_POOLER);
   g_assert_nonnull (stsim_param_store_lookup (stsim_model_get_params (m), "cls.predictions.bias"));
   g_assert_true (stsim_param_store_is_trainable (stsim_model_get_params (m)));
   g_autoptr(StsimComponent) f = make ("bert", &error, "model", "${data}/bert-tiny", "frozen", "true", "mlp", "false", NULL);
   g_assert_no_error (error);
-  m = vtable (f)->model (stsim_component_get_state (f));
+  m = stsim_encoder_model (f, &error);
   g_assert_false (stsim_param_store_is_trainable (stsim_model_get_params (m)));
   g_assert_null (stsim_param_store_lookup (stsim_model_get_params (m), "pooler.dense.weight"));
 }

@@ -99,9 +99,8 @@ plugin_loss (const Setting *s, const float *z, gint64 B, gint64 H, float *grad, 
   stsim_tensor_set_requires_grad (zt, TRUE);
   g_autoptr(StsimTrainStep) step = stsim_train_step_new_detached (tape, B, 2, 7, 0);
   stsim_train_step_set_projected (step, zt);
-  const StsimObjectiveVTable *vt = stsim_component_get_desc (c)->vtable;
   StsimTensor *loss = NULL;
-  g_assert_true (vt->loss (stsim_component_get_state (c), step, &loss, &err));
+  g_assert_true (stsim_objective_loss (c, step, &loss, &err));
   g_assert_no_error (err);
   g_assert_cmpint (loss->numel, ==, 1);
   double value = loss->data[0];

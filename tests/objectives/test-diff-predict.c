@@ -711,8 +711,7 @@ test_store (void)
   g_autoptr(StsimModel) student = load_model ("bert-tiny", 0);
   g_autofree char *gen = fixture ("fixtures", "models", "distilbert-tiny", NULL);
   g_autoptr(StsimComponent) c = make_component ("diff-predict", "generator", gen, NULL);
-  const StsimObjectiveVTable *vt = stsim_component_get_desc (c)->vtable;
-  g_assert_nonnull (vt->params);
+  g_assert_true (stsim_objective_has_params (c));
   g_autoptr(GError) err = NULL;
   g_autoptr(StsimTape) tape = stsim_tape_new (2, 0);
   g_autoptr(StsimTrainStep) step = stsim_train_step_new_detached (tape, 3, 2, 2, 0);
@@ -720,10 +719,10 @@ test_store (void)
   /* Before the first step (no context: the discriminator is made then)
    * there is nothing to train yet. */
   gsize n_stores = 99;
-  g_assert_null (vt->params (stsim_component_get_state (c), &n_stores));
+  g_assert_null (stsim_objective_params (c, &n_stores));
   g_assert_cmpuint (n_stores, ==, 0);
   StsimTensor *loss = train_test_loss (c, step);
-  StsimParamStore *const *stores = vt->params (stsim_component_get_state (c), &n_stores);
+  StsimParamStore *const *stores = stsim_objective_params (c, &n_stores);
   g_assert_nonnull (stores);
   g_assert_cmpuint (n_stores, ==, 2);
   StsimParamStore *ds = stores[0], *hs = stores[1];

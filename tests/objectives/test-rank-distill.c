@@ -137,9 +137,8 @@ run_loss (const Run *run, double *loss_out, float *grad, GError **error)
     g_autofree char *key = g_strdup_printf ("teacher-sim:%s", run->labels[k]);
     stsim_train_step_set_data (step, key, g_memdup2 (run->sims[k], run->B * run->B * sizeof (float)), g_free);
   }
-  const StsimObjectiveVTable *vt = stsim_component_get_desc (obj)->vtable;
   StsimTensor *loss = NULL;
-  if (!vt->loss (stsim_component_get_state (obj), step, &loss, error))
+  if (!stsim_objective_loss (obj, step, &loss, error))
     return FALSE;
   g_assert_nonnull (loss);
   g_assert_cmpint (loss->numel, ==, 1);

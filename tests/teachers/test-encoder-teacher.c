@@ -69,17 +69,10 @@ make_teacher (const char *dir, const char **kv, GError **error)
   return stsim_component_new (e->desc, "teacher.t", g_steal_pointer (&p), NULL, error);
 }
 
-static const StsimTeacherVTable *
-vt (StsimComponent *c)
-{
-  return stsim_component_get_desc (c)->vtable;
-}
-
 static gboolean
 prepare (StsimComponent *c, char **texts, GError **error)
 {
-  return vt (c)->prepare_corpus (stsim_component_get_state (c), (const char *const *) texts, g_strv_length (texts),
-                                 error);
+  return stsim_teacher_prepare_corpus (c, (const char *const *) texts, g_strv_length (texts), error);
 }
 
 /* The teacher's matrix for sentences @texts (B) through a detached step
@@ -97,7 +90,7 @@ similarity (StsimComponent *c, StsimModel *student, int student_max_len, const c
   if (!stsim_train_step_set_model (step, student, rows, student_max_len, error))
     return NULL;
   float *sim = g_new (float, B * B);
-  if (!vt (c)->similarity (stsim_component_get_state (c), step, sim, error)) {
+  if (!stsim_teacher_similarity (c, step, sim, error)) {
     g_free (sim);
     return NULL;
   }

@@ -129,12 +129,6 @@ make_teacher (StsimContext *ctx, const char **kv, GError **error)
   return stsim_component_new (e->desc, "teacher.t", g_steal_pointer (&p), ctx, error);
 }
 
-static const StsimTeacherVTable *
-vt (StsimComponent *c)
-{
-  return stsim_component_get_desc (c)->vtable;
-}
-
 /* The teacher's [B, B] matrix for @texts through a detached step (the tiny
  * BERT only tokenizes the rows; the teacher reads their texts). */
 static float *
@@ -151,7 +145,7 @@ similarity (StsimComponent *t, const char *const *texts, gsize B, double *hit_ra
     rows[i] = rows[B + i] = texts[i];
   g_assert_true (stsim_train_step_set_model (step, m, rows, 32, &err));
   float *sim = g_new (float, B * B);
-  g_assert_true (vt (t)->similarity (stsim_component_get_state (t), step, sim, &err));
+  g_assert_true (stsim_teacher_similarity (t, step, sim, &err));
   g_assert_no_error (err);
   if (hit_rate)
     *hit_rate = stsim_train_step_get_logged (step, "teacher_cache_hit_rate");
@@ -166,8 +160,7 @@ prepared_teacher (StsimContext *ctx, gboolean cache)
   const char *kv[] = { "encoder", "encoder.bowidf", "cache", cache ? "true" : "false", NULL };
   StsimComponent *t = make_teacher (ctx, kv, &err);
   g_assert_no_error (err);
-  g_assert_true (vt (t)->prepare_corpus (stsim_component_get_state (t), corpus, g_strv_length ((char **) corpus),
-                                         &err));
+  g_assert_true (stsim_teacher_prepare_corpus (t, corpus, g_strv_length ((char **) corpus), &err));
   g_assert_no_error (err);
   return t;
 }

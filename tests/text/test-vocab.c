@@ -371,8 +371,8 @@ check_encoder (const char *tmp, const char *component, const char *arch, const c
   g_assert_no_error (error);
 
   /* Saved as a checkpoint, it loads again and stsim-encode reads it. */
-  const StsimEncoderVTable *vt = stsim_component_get_desc (enc)->vtable;
-  StsimModel *m = vt->model (stsim_component_get_state (enc));
+  StsimModel *m = stsim_encoder_model (enc, &error);
+  g_assert_no_error (error);
   g_autofree char *saved = g_build_filename (tmp, component, NULL);
   g_assert_true (stsim_model_save (m, saved, &error));
   g_assert_no_error (error);

@@ -27,7 +27,6 @@
  * the GLOBAL number of positions, so the ranks' losses add up to the
  * single-process loss (stsim_train_step_set_loss_local). */
 #include <math.h>
-#include <stddef.h>
 #include <string.h>
 
 #include <stsim/stsim.h>
@@ -249,41 +248,22 @@ find_student (const StsimParams *params, StsimContext *ctx, GError **error)
     return NULL;
   gsize n_refs = 0;
   const char *const *refs = stsim_params_get_refs (params, "encoder", &n_refs);
-  StsimComponent *enc = NULL;
-  if (refs && n_refs > 0) {
-    enc = stsim_context_lookup (ctx, refs[0]);
-    if (!enc || stsim_component_get_kind (enc) != STSIM_KIND_ENCODER) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE, "diff-predict: encoder = %s is not an enabled encoder",
-                   refs[0]);
-      return NULL;
-    }
-  } else {
-    guint n = 0, count = 0;
-    StsimComponent *const *all = stsim_context_get_components (ctx, &n);
-    for (guint i = 0; i < n; i++)
-      if (stsim_component_get_kind (all[i]) == STSIM_KIND_ENCODER) {
-        enc = all[i];
-        count++;
-      }
-    if (count != 1) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
-                   count == 0 ? "diff-predict: no encoder section precedes this objective; set encoder = <label> "
-                                "(e.g. encoder = encoder) so that the discriminator can copy the student"
-                              : "diff-predict: the recipe has several encoders; set encoder = <label> to name the "
-                                "student whose weights seed the discriminator");
-      return NULL;
-    }
+  const char *label = refs && n_refs > 0 ? refs[0] : NULL;
+  StsimComponent *enc = stsim_context_find (ctx, STSIM_KIND_ENCODER, label, error);
+  if (!enc) {
+    if (label)
+      g_prefix_error (error, "diff-predict: encoder = %s: ", label);
+    else
+      g_prefix_error (error, "diff-predict: set encoder = <label> (e.g. encoder = encoder) to name the student "
+                             "whose weights seed the discriminator: ");
+    return NULL;
   }
-  const StsimComponentDesc *desc = stsim_component_get_desc (enc);
-  const StsimEncoderVTable *vt = desc->vtable;
-  StsimModel *m = NULL;
-  if (desc->vtable_size >= offsetof (StsimEncoderVTable, model) + sizeof (gpointer) && vt->model)
-    m = vt->model (stsim_component_get_state (enc));
+  StsimModel *m = stsim_encoder_model (enc, NULL);
   if (!m)
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
                  "diff-predict: encoder '%s' (%s) has no trainable network to copy into the discriminator; "
                  "use a bert or roberta encoder, or set discriminator = <folder>",
-                 stsim_component_get_label (enc), desc->name);
+                 stsim_component_get_label (enc), stsim_component_get_desc (enc)->name);
   return m;
 }
 
@@ -374,6 +354,75 @@ diff_predict_mask (DiffPredict *d, StsimTokenizer *tok, StsimRng *rng, const Sts
 /* Words of the generator one stsim_rng_uniform_double takes (a u64). */
 #define DIFF_WORDS_PER_DRAW 2
 
+/* The generator's tape for step @step_index, reset, in eval or dropout mode
+ * as configured, and the tape its logits are computed on. */
+static StsimTape *
+diff_predict_generator_tape (DiffPredict *d, guint64 seed, guint64 step_index)
+{
+  guint64 tseed = seed ^ G_GUINT64_CONSTANT (0x6E6E7261746F72);  /* generator dropout independent of the student's */
+  if (!d->gen_tape || d->gen_tape_seed != tseed) {
+    g_clear_pointer (&d->gen_tape, stsim_tape_free);
+    d->gen_tape = stsim_tape_new (tseed, 0);
+    d->gen_tape_seed = tseed;
+  }
+  if (!d->logit_tape)
+    d->logit_tape = stsim_tape_new (tseed, 0);
+  StsimTape *gt = d->gen_tape;
+  stsim_tape_reset (gt);
+  stsim_tape_set_grad_enabled (gt, FALSE);
+  stsim_tape_set_training (gt, d->generator_dropout);
+  stsim_tape_set_step (gt, step_index);
+  return gt;
+}
+
+/* The scored positions k >= 1 of every row: their packed hidden row in
+ * *@rows_out and their place r·W + k in *@where_out; their number. */
+static gint64
+diff_predict_scored_positions (const StsimTokenBatch *src, const StsimModelOutput *out, gint32 **rows_out,
+                               gint32 **where_out)
+{
+  const gsize n = src->n, W = src->width;
+  gint64 n_pos = 0;
+  for (gsize r = 0; r < n; r++)
+    n_pos += MAX (src->lengths[r] - 1, 0);
+  gint32 *rows = g_new (gint32, MAX (n_pos, 1));
+  gint32 *where = g_new (gint32, MAX (n_pos, 1));
+  gint64 k = 0;
+  for (gsize r = 0; r < n; r++)
+    for (gint32 c = 1; c < src->lengths[r]; c++) {
+      rows[k] = out->seqs[r].offset + c;
+      where[k] = (gint32) (r * W + c);
+      k++;
+    }
+  *rows_out = rows;
+  *where_out = where;
+  return n_pos;
+}
+
+/* The generator's id for one position from its logits @row [V]: the argmax
+ * or, when sampling, one draw of @rng from softmax(row/T) (@p: V doubles of scratch). */
+static gint64
+diff_predict_pick (DiffPredict *d, const float *row, gint64 V, float inv_t, double *p, StsimRng *rng)
+{
+  gint64 best = 0;
+  for (gint64 j = 1; j < V; j++)
+    if (row[j] > row[best])  /* first maximum wins, as torch.argmax */
+      best = j;
+  if (!d->sample)
+    return best;
+  /* Inverse CDF of softmax(logits/T), shifted by the maximum. */
+  double z = 0;
+  for (gint64 j = 0; j < V; j++)
+    z += p[j] = exp ((double) (row[j] - row[best]) * inv_t);
+  double u = stsim_rng_uniform_double (rng) * z, acc = 0;
+  for (gint64 j = 0; j < V; j++) {
+    acc += p[j];
+    if (u < acc)
+      return j;
+  }
+  return V - 1;
+}
+
 /* Generator ids at every real position k >= 1 of @masked (the masked ids
  * of @src's rows) into @s->gen_ids (method.md §4.2 step 3). Position 0 and
  * pads are not scored: step 4 overwrites position 0 with CLS and zeroes
@@ -392,20 +441,7 @@ diff_predict_generate_rows (DiffPredict *d, const StsimTokenBatch *src, const gi
 {
   const gsize n = src->n, W = src->width;
   const guint64 base = stsim_rng_tell (rng);
-  guint64 tseed = seed ^ G_GUINT64_CONSTANT (0x6E6E7261746F72);  /* generator dropout independent of the student's */
-  if (!d->gen_tape || d->gen_tape_seed != tseed) {
-    g_clear_pointer (&d->gen_tape, stsim_tape_free);
-    d->gen_tape = stsim_tape_new (tseed, 0);
-    d->gen_tape_seed = tseed;
-  }
-  if (!d->logit_tape)
-    d->logit_tape = stsim_tape_new (tseed, 0);
-  StsimTape *gt = d->gen_tape;
-  stsim_tape_reset (gt);
-  stsim_tape_set_grad_enabled (gt, FALSE);
-  stsim_tape_set_training (gt, d->generator_dropout);
-  stsim_tape_set_step (gt, step_index);
-
+  StsimTape *gt = diff_predict_generator_tape (d, seed, step_index);
   StsimTokenBatch in = { .n = n, .width = W, .ids = (gint32 *) masked, .mask = src->mask, .lengths = src->lengths };
   StsimForwardOptions fo = { .packed = TRUE };
   StsimModelOutput out;
@@ -414,18 +450,8 @@ diff_predict_generate_rows (DiffPredict *d, const StsimTokenBatch *src, const gi
     return FALSE;
   }
   s->gen_ids = g_new0 (gint32, n * W);
-  gint64 n_pos = 0;
-  for (gsize r = 0; r < n; r++)
-    n_pos += MAX (src->lengths[r] - 1, 0);
-  g_autofree gint32 *rows = g_new (gint32, MAX (n_pos, 1));
-  g_autofree gint32 *where = g_new (gint32, MAX (n_pos, 1));
-  gint64 k = 0;
-  for (gsize r = 0; r < n; r++)
-    for (gint32 c = 1; c < src->lengths[r]; c++) {
-      rows[k] = out.seqs[r].offset + c;
-      where[k] = (gint32) (r * W + c);
-      k++;
-    }
+  g_autofree gint32 *rows = NULL, *where = NULL;
+  gint64 n_pos = diff_predict_scored_positions (src, &out, &rows, &where);
   StsimTensor *last = out.hidden[out.n_layers];
   const gint64 V = stsim_model_get_config (d->generator)->vocab_size;
   const float inv_t = (float) (1.0 / d->temperature);
@@ -441,32 +467,11 @@ diff_predict_generate_rows (DiffPredict *d, const StsimTokenBatch *src, const gi
       return FALSE;
     }
     for (gint64 i = 0; i < m; i++) {
-      const float *row = logits->data + i * V;
-      gint64 best = 0;
-      for (gint64 j = 1; j < V; j++)
-        if (row[j] > row[best])  /* first maximum wins, as torch.argmax */
-          best = j;
-      if (d->sample) {
-        if (draw_at) {
-          gsize r = (gsize) where[start + i] / W, c = (gsize) where[start + i] % W;
-          stsim_rng_seek (rng, base + DIFF_WORDS_PER_DRAW * (guint64) (draw_at[r] + c - 1));
-        }
-        /* Inverse CDF of softmax(logits/T), shifted by the maximum. */
-        double z = 0;
-        for (gint64 j = 0; j < V; j++)
-          z += p[j] = exp ((double) (row[j] - row[best]) * inv_t);
-        double u = stsim_rng_uniform_double (rng) * z, acc = 0;
-        gint64 pick = V - 1;
-        for (gint64 j = 0; j < V; j++) {
-          acc += p[j];
-          if (u < acc) {
-            pick = j;
-            break;
-          }
-        }
-        best = pick;
+      if (d->sample && draw_at) {
+        gsize r = (gsize) where[start + i] / W, c = (gsize) where[start + i] % W;
+        stsim_rng_seek (rng, base + DIFF_WORDS_PER_DRAW * (guint64) (draw_at[r] + c - 1));
       }
-      s->gen_ids[where[start + i]] = (gint32) best;
+      s->gen_ids[where[start + i]] = (gint32) diff_predict_pick (d, logits->data + i * V, V, inv_t, p, rng);
     }
   }
   stsim_tape_reset (d->logit_tape);

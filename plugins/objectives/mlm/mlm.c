@@ -9,7 +9,6 @@
  * MLM head scores only the selected positions, and the loss is the mean
  * cross-entropy over them. */
 #include <math.h>
-#include <stddef.h>
 #include <string.h>
 
 #include <stsim/stsim.h>
@@ -41,12 +40,8 @@ check_encoder_head (StsimContext *ctx, GError **error)
   StsimComponent *const *all = ctx ? stsim_context_get_components (ctx, &n) : NULL;
   const char *label = NULL;
   for (guint i = 0; i < n; i++) {
-    const StsimComponentDesc *d = stsim_component_get_desc (all[i]);
-    const StsimEncoderVTable *vt = d->vtable;
-    if (stsim_component_get_kind (all[i]) != STSIM_KIND_ENCODER
-        || d->vtable_size < offsetof (StsimEncoderVTable, model) + sizeof (gpointer) || !vt->model)
-      continue;
-    StsimModel *model = vt->model (stsim_component_get_state (all[i]));
+    StsimModel *model = stsim_component_get_kind (all[i]) == STSIM_KIND_ENCODER
+                          ? stsim_encoder_model (all[i], NULL) : NULL;  /* none: not a neural encoder */
     if (!model)
       continue;
     with_model++;

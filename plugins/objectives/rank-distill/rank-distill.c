@@ -176,16 +176,17 @@ teacher_matrix (RankDistill *r, StsimTrainStep *step, const char *label, gsize B
   const float *have = stsim_train_step_get_data (step, key);
   if (have)
     return have;
-  StsimComponent *c = r->ctx ? stsim_context_lookup (r->ctx, label) : NULL;
-  if (!c || stsim_component_get_kind (c) != STSIM_KIND_TEACHER) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
-                 "teachers: '%s' is not an enabled [teacher] section of this recipe", label);
+  StsimComponent *c = r->ctx ? stsim_context_find (r->ctx, STSIM_KIND_TEACHER, label, error) : NULL;
+  if (!c) {
+    if (!r->ctx)
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
+                   "teachers: '%s' is not an enabled [teacher] section of this recipe", label);
+    else
+      g_prefix_error (error, "teachers: ");
     return NULL;
   }
-  const StsimComponentDesc *d = stsim_component_get_desc (c);
-  const StsimTeacherVTable *vt = d->vtable;
   float *sim = g_new (float, B * B);
-  if (!vt->similarity (stsim_component_get_state (c), step, sim, error)) {
+  if (!stsim_teacher_similarity (c, step, sim, error)) {
     g_prefix_error (error, "[%s]: ", label);
     g_free (sim);
     return NULL;

@@ -625,6 +625,64 @@ cache_write (EncoderTeacher *t, TeacherCache *c, const CacheKey *key, GError **e
   return stsim_safetensors_writer_write (w, c->path, error);
 }
 
+/* The teacher's own tokenization of every sentence into @c: the lookup keys and their index. */
+static gboolean
+cache_index (EncoderTeacher *t, TeacherCache *c, const char *const *texts, gsize n, GError **error)
+{
+  g_autoptr(GArray) pool = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_autofree gsize *start = g_new (gsize, n);
+  c->keys = g_new (IdKey, n);
+  for (gsize i = 0; i < n; i++) {
+    g_autoptr(GError) local = NULL;
+    start[i] = pool->len;
+    if (!stsim_tokenizer_encode (t->tok, texts[i], -1, t->max_len, pool, &local)) {
+      g_set_error (error, STSIM_ERROR, local->domain == STSIM_ERROR ? local->code : STSIM_ERROR_FAILED,
+                   "teacher cache: sentence %" G_GSIZE_FORMAT ": %s", i + 1, local->message);
+      return FALSE;
+    }
+    c->keys[i].len = (gint32) (pool->len - start[i]);
+  }
+  c->pool = (gint32 *) g_array_steal (pool, NULL);
+  c->index = g_hash_table_new (id_key_hash, id_key_equal);
+  for (gsize i = 0; i < n; i++) {
+    c->keys[i].ids = c->pool + start[i];
+    c->keys[i].hash = ids_hash (c->keys[i].ids, c->keys[i].len);
+    if (!g_hash_table_contains (c->index, &c->keys[i]))
+      g_hash_table_insert (c->index, &c->keys[i], GSIZE_TO_POINTER (i + 1));
+  }
+  return TRUE;
+}
+
+/* The embeddings of @c's sentences: from its cache file when that matches
+ * @key, else computed now and written to the file (in memory only if that fails). */
+static gboolean
+cache_fill (EncoderTeacher *t, TeacherCache *c, const CacheKey *key, GError **error)
+{
+  g_autofree char *why = NULL;
+  if (g_file_test (c->path, G_FILE_TEST_EXISTS)) {
+    c->file = cache_try_load (t, c->path, key, c->n, &why);
+    if (c->file) {
+      c->emb = stsim_safetensors_get_data (c->file, "embeddings", NULL, NULL);
+      g_printerr ("encoder-teacher: %s: using the cached embeddings of %" G_GSIZE_FORMAT " sentences (%s)\n",
+                  t->model_dir, c->n, c->path);
+      return TRUE;
+    }
+    g_printerr ("encoder-teacher: cache %s: %s; rebuilding it\n", c->path, why);
+  }
+  gint64 t0 = g_get_monotonic_time ();
+  g_printerr ("encoder-teacher: %s: embedding %" G_GSIZE_FORMAT " sentences once for the cache\n", t->model_dir,
+              c->n);
+  if (!cache_build (t, c, error))
+    return FALSE;
+  g_autoptr(GError) werr = NULL;
+  if (cache_write (t, c, key, &werr))
+    g_printerr ("encoder-teacher: cached in %.1f s: %s\n", (g_get_monotonic_time () - t0) / 1e6, c->path);
+  else  /* training is still exact with the in-memory copy */
+    g_printerr ("encoder-teacher: warning: could not write the cache (%s); keeping it in memory only\n",
+                werr->message);
+  return TRUE;
+}
+
 static gboolean
 teacher_prepare_corpus (gpointer state, const char *const *texts, gsize n, GError **error)
 {
@@ -649,58 +707,7 @@ teacher_prepare_corpus (gpointer state, const char *const *texts, gsize n, GErro
     cache_free (c);
     return FALSE;
   }
-
-  /* The teacher's own tokenization of every sentence: the lookup keys. */
-  g_autoptr(GArray) pool = g_array_new (FALSE, FALSE, sizeof (gint32));
-  g_autofree gsize *start = g_new (gsize, n);
-  c->keys = g_new (IdKey, n);
-  gboolean ok = TRUE;
-  for (gsize i = 0; i < n && ok; i++) {
-    g_autoptr(GError) local = NULL;
-    start[i] = pool->len;
-    if (!stsim_tokenizer_encode (t->tok, texts[i], -1, t->max_len, pool, &local)) {
-      g_set_error (error, STSIM_ERROR, local->domain == STSIM_ERROR ? local->code : STSIM_ERROR_FAILED,
-                   "teacher cache: sentence %" G_GSIZE_FORMAT ": %s", i + 1, local->message);
-      ok = FALSE;
-      break;
-    }
-    c->keys[i].len = (gint32) (pool->len - start[i]);
-  }
-  if (ok) {
-    c->pool = (gint32 *) g_array_steal (pool, NULL);
-    c->index = g_hash_table_new (id_key_hash, id_key_equal);
-    for (gsize i = 0; i < n; i++) {
-      c->keys[i].ids = c->pool + start[i];
-      c->keys[i].hash = ids_hash (c->keys[i].ids, c->keys[i].len);
-      if (!g_hash_table_contains (c->index, &c->keys[i]))
-        g_hash_table_insert (c->index, &c->keys[i], GSIZE_TO_POINTER (i + 1));
-    }
-
-    g_autofree char *why = NULL;
-    if (g_file_test (c->path, G_FILE_TEST_EXISTS)) {
-      c->file = cache_try_load (t, c->path, &key, n, &why);
-      if (c->file) {
-        c->emb = stsim_safetensors_get_data (c->file, "embeddings", NULL, NULL);
-        g_printerr ("encoder-teacher: %s: using the cached embeddings of %" G_GSIZE_FORMAT " sentences (%s)\n",
-                    t->model_dir, n, c->path);
-      } else
-        g_printerr ("encoder-teacher: cache %s: %s; rebuilding it\n", c->path, why);
-    }
-    if (!c->file) {
-      gint64 t0 = g_get_monotonic_time ();
-      g_printerr ("encoder-teacher: %s: embedding %" G_GSIZE_FORMAT " sentences once for the cache\n", t->model_dir,
-                  n);
-      ok = cache_build (t, c, error);
-      if (ok) {
-        g_autoptr(GError) werr = NULL;
-        if (cache_write (t, c, &key, &werr))
-          g_printerr ("encoder-teacher: cached in %.1f s: %s\n", (g_get_monotonic_time () - t0) / 1e6, c->path);
-        else  /* training is still exact with the in-memory copy */
-          g_printerr ("encoder-teacher: warning: could not write the cache (%s); keeping it in memory only\n",
-                      werr->message);
-      }
-    }
-  }
+  gboolean ok = cache_index (t, c, texts, n, error) && cache_fill (t, c, &key, error);
   cache_key_clear (&key);
   if (!ok) {
     cache_free (c);

@@ -65,10 +65,13 @@ wrapped_teacher_free (WrappedTeacher *w)
 WrappedTeacher *
 wrapped_teacher_new (StsimContext *ctx, const char *label, gboolean use_cache, GError **error)
 {
-  StsimComponent *enc = ctx ? stsim_context_lookup (ctx, label) : NULL;
-  if (!enc || stsim_component_get_kind (enc) != STSIM_KIND_ENCODER) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
-                 "encoder: '%s' is not an enabled [encoder] section of this recipe", label);
+  StsimComponent *enc = ctx ? stsim_context_find (ctx, STSIM_KIND_ENCODER, label, error) : NULL;
+  if (!enc) {
+    if (!ctx)
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_RECIPE,
+                   "encoder: '%s' is not an enabled [encoder] section of this recipe", label);
+    else
+      g_prefix_error (error, "encoder: ");
     return NULL;
   }
   WrappedTeacher *w = g_new0 (WrappedTeacher, 1);
