@@ -237,21 +237,13 @@ claim_run_folder (const StsimRecipe *r, gboolean rank0, StsimRunLock **lock, GEr
   return TRUE;
 }
 
-static StsimComponent *
-the_encoder (StsimContext *ctx)
-{
-  guint n;
-  StsimComponent *const *all = stsim_context_get_components (ctx, &n);
-  for (guint i = 0; i < n; i++)
-    if (stsim_component_get_kind (all[i]) == STSIM_KIND_ENCODER)
-      return all[i];
-  return NULL;
-}
-
 static gboolean
 evaluate (const StsimRecipe *r, StsimContext *ctx, GError **error)
 {
-  StsimComponent *encoder = the_encoder (ctx);
+  /* The recipe's one encoder (one a teacher wraps counts only when alone). */
+  StsimComponent *encoder = stsim_context_find (ctx, STSIM_KIND_ENCODER, NULL, error);
+  if (!encoder)
+    return FALSE;
   g_autoptr(JsonObject) all = json_object_new ();
   JsonObject *single = NULL;
   g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);

@@ -67,11 +67,9 @@ setup_objectives (StsimEngine *e, GError **error)
     const StsimRecipeComponent *rc = stsim_recipe_get_ordered (e->recipe, i);
     if (rc->kind != STSIM_KIND_OBJECTIVE || !rc->enabled)
       continue;
-    StsimComponent *c = stsim_context_lookup (e->ctx, rc->label);
-    if (!c) {
-      g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED, "[%s]: objective was not instantiated", rc->label);
+    StsimComponent *c = stsim_context_find (e->ctx, STSIM_KIND_OBJECTIVE, rc->label, error);
+    if (!c)
       return FALSE;
-    }
     TrainObjective o = { .component = c, .label = rc->label, .weight = rc->weight };
     o.stores = stsim_objective_params (c, &o.n_stores);
     g_array_append_val (e->objectives, o);
