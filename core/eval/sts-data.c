@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "stsim/stsim-eval.h"
+#include "stsim/stsim-sts.h"
 #include "io/bounded.h"
 
 #define DATA_HINT \

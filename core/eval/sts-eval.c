@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "stsim/stsim-eval.h"
+#include "stsim/stsim-sts.h"
 #include "stsim/stsim-plugin.h"
 #include "stsim/stsim-transfer.h"
 #include "io/bounded.h"

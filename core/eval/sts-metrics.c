@@ -3,7 +3,7 @@
 #include <float.h>
 #include <math.h>
 
-#include "stsim/stsim-eval.h"
+#include "stsim/stsim-sts.h"
 
 /* np.nan_to_num on float32: NaN -> 0, +-Inf -> +-FLT_MAX. */
 static inline double

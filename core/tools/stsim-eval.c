@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "stsim/stsim-eval.h"
+#include "stsim/stsim-sts.h"
 #include "stsim/stsim-transfer.h"
 #include "stsim/stsim-registry.h"
 #include "tool-common.h"

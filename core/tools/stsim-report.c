@@ -21,7 +21,7 @@
 #include <json-glib/json-glib.h>
 
 #include "stsim/stsim-error.h"
-#include "stsim/stsim-eval.h"
+#include "stsim/stsim-sts.h"
 #include "tool-common.h"
 #include "stsim/stsim-curves.h"
 #include "stsim/stsim-bounded.h"

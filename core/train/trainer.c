@@ -14,7 +14,7 @@
  *   parameters are), results.json. */
 #include "train/trainer-private.h"
 #include "train/dist.h"
-#include "stsim/stsim-eval.h"
+#include "stsim/stsim-sts.h"
 
 #include <math.h>
 #include <stdio.h>

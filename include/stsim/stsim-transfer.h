@@ -19,7 +19,7 @@
 #include <json-glib/json-glib.h>
 #include "stsim-export.h"
 #include "stsim-error.h"
-#include "stsim-eval.h"
+#include "stsim-sts.h"
 
 G_BEGIN_DECLS
 

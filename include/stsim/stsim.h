@@ -11,7 +11,7 @@
 #include "stsim-params.h"
 #include "stsim-plugin.h"
 #include "stsim-tokenizer.h"
-#include "stsim-eval.h"
+#include "stsim-sts.h"
 #include "stsim-transfer.h"
 #include "stsim-tensor.h"
 #include "stsim-autograd.h"

@@ -5,7 +5,7 @@
 
 #include <glib/gstdio.h>
 
-#include "stsim/stsim-eval.h"
+#include "stsim/stsim-sts.h"
 
 static char *
 fixture (const char *name)

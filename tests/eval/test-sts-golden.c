@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "stsim/stsim-eval.h"
+#include "stsim/stsim-sts.h"
 #include "stsim/stsim-registry.h"
 
 #define TOL 1e-6

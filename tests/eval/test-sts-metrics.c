@@ -3,7 +3,7 @@
 #include <float.h>
 #include <math.h>
 
-#include "stsim/stsim-eval.h"
+#include "stsim/stsim-sts.h"
 
 static void
 test_cosine_basic (void)

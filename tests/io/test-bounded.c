@@ -13,7 +13,7 @@
 
 #include "stsim/stsim-bounded.h"
 #include "stsim/stsim.h"
-#include "stsim/stsim-eval.h"
+#include "stsim/stsim-sts.h"
 #include "stsim/stsim-model.h"
 #include "stsim/stsim-recipe.h"
 #include "stsim/stsim-registry.h"

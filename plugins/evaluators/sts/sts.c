@@ -1,6 +1,6 @@
 /* sts.c: the `sts` evaluator: SimCSE's SentEval STS protocol (STS12-16 "all"
  * Spearman, STS-B and SICK-R test Spearman, cosine, no regressor) over any
- * encoder component. The protocol itself lives in libstsim (stsim-eval.h);
+ * encoder component. The protocol itself lives in libstsim (stsim-sts.h);
  * this plugin maps recipe parameters onto it. */
 #include <string.h>
 

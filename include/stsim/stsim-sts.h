@@ -1,4 +1,4 @@
-/* stsim-eval.h: the STS evaluation protocol (SimCSE's modified SentEval).
+/* stsim-sts.h: the STS evaluation protocol (SimCSE's modified SentEval).
  *
  * Readers for STS12-16, STS Benchmark and SICK-R in SentEval's layout,
  * double-precision correlation metrics, and the evaluation loop that turns an
