@@ -7,6 +7,8 @@
  *   2  vocab.json    (stsim_tokenizer_new_bpe with a few merges)
  *   3  metrics.jsonl (stsim_curves_write_svg: the report's and the trainer's reader)
  *   4  tokenizer_config.json of a BERT folder (stsim_tokenizer_new_from_dir)
+ *   5  the resume state's run fingerprint (stsim_run_fingerprint_from_json):
+ *      what parses must write back to a fixed point and compare equal to itself
  * Checks: no crash, no stack overflow on deep nesting, every failure a GError. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include "io/bounded.h"
+#include "io/rundir.h"
 #include "stsim/stsim-error.h"
 #include "stsim/stsim-model.h"
 #include "stsim/stsim-tokenizer.h"
@@ -66,18 +69,44 @@ round_trip (const char *text, gsize len)
     __builtin_trap ();  /* not a fixed point: something changed on the way */
 }
 
+static void
+fingerprint_round_trip (const char *text, gsize len)
+{
+  g_autofree char *nul = g_strndup (text, len);
+  GError *e = NULL;
+  g_autoptr(StsimRunFingerprint) fp = stsim_run_fingerprint_from_json (nul, "fuzz", &e);
+  if (!fp) {
+    check_error (FALSE, e);
+    return;
+  }
+  g_autofree char *out = stsim_run_fingerprint_to_json (fp);
+  g_autoptr(StsimRunFingerprint) again = stsim_run_fingerprint_from_json (out, "fuzz", &e);
+  if (!again)
+    __builtin_trap ();  /* the writer produced a fingerprint its reader refuses */
+  g_autofree char *out2 = stsim_run_fingerprint_to_json (again);
+  if (strcmp (out, out2) != 0)
+    __builtin_trap ();
+  g_auto(GStrv) changed = NULL;
+  if (!stsim_run_fingerprint_compare (fp, again, NULL, "fuzz", &changed, &e))
+    __builtin_trap ();  /* a fingerprint differs from its own copy */
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   if (size < 1)
     return 0;
-  int mode = data[0] % 5;
+  int mode = data[0] % 6;
   const char *text = (const char *) data + 1;
   gsize len = size - 1;
   GError *e = NULL;
   if (mode == 0) {
     g_autofree char *nul = g_strndup (text, len);  /* json-glib wants NUL-free text or a length */
     round_trip (nul, strlen (nul));
+    return 0;
+  }
+  if (mode == 5) {
+    fingerprint_round_trip (text, len);
     return 0;
   }
   static const char *const names[] = { NULL, "config.json", "vocab.json", "metrics.jsonl", "tokenizer_config.json" };
