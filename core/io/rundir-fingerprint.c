@@ -346,12 +346,14 @@ stsim_run_fingerprint_from_json (const char *json, const char *origin, GError **
   g_return_val_if_fail (json != NULL, NULL);
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local = NULL;
-  if (!stsim_json_load_data (parser, json, -1, &local) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
+  /* An empty text parses, with no root at all. */
+  JsonNode *root = stsim_json_load_data (parser, json, -1, &local) ? json_parser_get_root (parser) : NULL;
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT, "%s: the run fingerprint is not a JSON object%s%s",
                  origin, local ? ": " : "", local ? local->message : "");
     return NULL;
   }
-  JsonObject *o = json_node_get_object (json_parser_get_root (parser));
+  JsonObject *o = json_node_get_object (root);
   g_autoptr(StsimRunFingerprint) fp = stsim_run_fingerprint_new ();
   g_tree_remove (fp->map, "stsim:version");  /* the saved one, or none */
   g_autoptr(GList) members = json_object_get_members (o);

@@ -815,7 +815,7 @@ test_fingerprint_mismatch (void)
 static void
 test_fingerprint_bad_json (void)
 {
-  const char *bad[] = { "[1,2]", "{\"train.lr\": 3}", "not json", "{\"a\": {\"b\": \"c\"}}", NULL };
+  const char *bad[] = { "[1,2]", "{\"train.lr\": 3}", "not json", "{\"a\": {\"b\": \"c\"}}", "", "  \n", NULL };
   for (guint i = 0; bad[i]; i++) {
     g_autoptr(GError) e = NULL;
     g_assert_null (stsim_run_fingerprint_from_json (bad[i], "st.safetensors", &e));
