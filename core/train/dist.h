@@ -21,6 +21,9 @@
 G_BEGIN_DECLS
 
 gboolean stsim_dist_barrier (GError **error);
+/* The MPI_Comm (a pointer to it) of the gradient exchange, grad-sync.c: a
+ * duplicate of the world's; NULL outside an MPI launch. */
+gpointer stsim_dist_grad_comm (void);
 /* In-place sums over the ranks (one MPI_Allreduce per ≤ 2^28 elements). */
 gboolean stsim_dist_sum_f32 (float *buf, gsize n, GError **error);
 gboolean stsim_dist_sum_f64 (double *buf, gsize n, GError **error);

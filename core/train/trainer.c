@@ -544,10 +544,17 @@ print_start (StsimTrainer *tr)
               " steps, %u objective(s), head %s, output %s\n",
               stsim_component_get_label (stsim_engine_get_encoder (tr->engine)), stsim_corpus_get_n (tr->corpus),
               tr->batch_size, tr->total_steps, tr->engine->objectives->len, tr->cfg->head_name, tr->out_dir);
-  if (tr->world > 1)
+  if (tr->world > 1) {
     g_printerr ("data-parallel: %d ranks, %" G_GSIZE_FORMAT " to %" G_GSIZE_FORMAT " sentences of each batch per "
                 "rank; rank 0 evaluates, logs and saves\n", tr->world, tr->batch_size / tr->world,
                 (tr->batch_size + tr->world - 1) / tr->world);
+    guint nb = stsim_grad_sync_get_n_buckets (tr->engine->sync);
+    if (tr->cfg->allreduce_bucket_mb > 0)
+      g_printerr ("gradient all-reduce: %u bucket(s) of up to %g MB, sent during the backward\n", nb,
+                  tr->cfg->allreduce_bucket_mb);
+    else
+      g_printerr ("gradient all-reduce: %u piece(s), after the backward (allreduce_bucket_mb = 0)\n", nb);
+  }
 }
 
 /* Too many non-finite steps in a row: the skipped steps changed no
