@@ -42,6 +42,8 @@ struct _StsimGradSync {
   int              rank, size;
   gsize            scan_pos;
   guint            n_done_early;
+  guint64          total_steps, total_done_early;
+  double           total_wait;
   GError          *error;
   StsimBackwardHook hook;
 };
@@ -120,7 +122,13 @@ stsim_grad_sync_free (StsimGradSync *s)
 }
 
 guint stsim_grad_sync_get_n_buckets (const StsimGradSync *s) { return s->nb; }
-guint stsim_grad_sync_get_n_done_early (const StsimGradSync *s) { return s->n_done_early; }
+void
+stsim_grad_sync_get_totals (const StsimGradSync *s, guint64 *n_steps, double *wait_seconds, guint64 *n_done_early)
+{
+  *n_steps = s->total_steps;
+  *wait_seconds = s->total_wait;
+  *n_done_early = s->total_done_early;
+}
 
 /* Calls @fn on every bucket that overlaps [p, p + n). */
 static void
@@ -359,12 +367,16 @@ gboolean
 stsim_grad_sync_finish (StsimGradSync *s, StsimTape *tape, GError **error)
 {
   g_return_val_if_fail (s != NULL && tape != NULL, FALSE);
+  gint64 t0 = g_get_monotonic_time ();
   stsim_tape_set_backward_hook (tape, NULL);
   for (guint i = 0; i < s->nb; i++)
     s->n_done_early += s->b[i].state == BUCKET_DONE;
   launch_ready (s, 0);
   for (guint k = s->first_busy; k < s->next && !s->error; k++)
     bucket_advance (s, &s->b[s->order[k]], TRUE);
+  s->total_steps++;
+  s->total_done_early += s->n_done_early;
+  s->total_wait += (g_get_monotonic_time () - t0) / 1e6;
   if (s->error) {
     g_propagate_error (error, g_steal_pointer (&s->error));
     return FALSE;

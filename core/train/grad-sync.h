@@ -39,9 +39,12 @@ void           stsim_grad_sync_begin  (StsimGradSync *sync, StsimTape *tape);
 gboolean       stsim_grad_sync_finish (StsimGradSync *sync, StsimTape *tape, GError **error);
 /* Removes the hook without waiting (the step failed; the job stops). */
 void           stsim_grad_sync_detach (StsimGradSync *sync, StsimTape *tape);
-/* Buckets of the exchange, and how many were complete when the backward
- * ended (the measure of the overlap, stsim-bench). */
+/* Buckets of the exchange. */
 guint          stsim_grad_sync_get_n_buckets (const StsimGradSync *sync);
-guint          stsim_grad_sync_get_n_done_early (const StsimGradSync *sync);
+/* Totals over the steps so far (the measure of the overlap, printed at the
+ * end of a run): exchanges finished, seconds spent in finish (the exposed
+ * communication), buckets already complete when the backward ended. */
+void           stsim_grad_sync_get_totals (const StsimGradSync *sync, guint64 *n_steps, double *wait_seconds,
+                                           guint64 *n_done_early);
 
 G_END_DECLS

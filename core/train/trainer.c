@@ -582,6 +582,21 @@ due (guint64 step, guint64 every)
   return every > 0 && step % every == 0;
 }
 
+/* Rank 0's view of the gradient exchange: the time it waited for it after
+ * the backward (what the overlap did not hide) and how much was done by
+ * then. */
+static void
+print_exchange (StsimTrainer *tr)
+{
+  guint64 n = 0, early = 0;
+  double wait = 0;
+  stsim_grad_sync_get_totals (tr->engine->sync, &n, &wait, &early);
+  guint nb = stsim_grad_sync_get_n_buckets (tr->engine->sync);
+  if (n > 0)
+    g_printerr ("gradient all-reduce: waited %.4f s per step after the backward; %.1f of %u bucket(s) complete "
+                "when the backward ended\n", wait / n, (double) early / n, nb);
+}
+
 /* The end of a run on rank 0: the final state (keep_state = last), the
  * curves, the test of the selected model and results.json. */
 static gboolean
@@ -592,6 +607,8 @@ end_run (StsimTrainer *tr, double train_seconds, GError **error)
   if (!tr->options.quiet)
     g_printerr ("trained %" G_GUINT64_FORMAT " steps in %.1fs (%" G_GUINT64_FORMAT " skipped)\n", tr->step,
                 train_seconds, tr->bad_total);
+  if (tr->world > 1 && !tr->options.quiet)
+    print_exchange (tr);
   stsim_run_log_curves (tr->log);
   return finish_run (tr, train_seconds, error) && (tr->cfg->keep_state || stsim_trainer_remove_state (tr, error));
 }
