@@ -2,10 +2,10 @@
 # The measured cost model of data-parallel training (docs/distributed.md,
 # "Cost model"), in one command from the repository root:
 #
-#   tests/bench/mpi-cost.sh [BUILD_DIR] [--compute-json FILE] [--steps N]
+#   tests/bench/mpi-cost.sh [BUILD_DIR] [--compute-json FILE] [--steps N] [--max-mb MB]
 #
 # 1. the gradient all-reduce on this machine's MPI transport: mpi-cost
-#    (tests/bench/mpi-cost.c) on 2 and 3 ranks, 4 B .. 512 MB;
+#    (tests/bench/mpi-cost.c) on 2 and 3 ranks, 4 B .. 512 MB (--max-mb);
 # 2. compute: single-process step times of mini, small and base, SimCSE and
 #    the paper's step (stsim-bench, real batches, 2 threads; or a JSON that
 #    stsim-bench --json wrote, with --compute-json), and the mini SimCSE step
@@ -20,12 +20,13 @@
 # figures move with it.
 set -euo pipefail
 
-build=build compute_json="" steps=10
+build=build compute_json="" steps=10 max_mb=512
 while [ $# -gt 0 ]; do
   case "$1" in
     --compute-json) compute_json=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
-    -*) echo "usage: $0 [BUILD_DIR] [--compute-json FILE] [--steps N]" >&2; exit 2 ;;
+    --max-mb) max_mb=$2; shift 2 ;;
+    -*) echo "usage: $0 [BUILD_DIR] [--compute-json FILE] [--steps N] [--max-mb MB]" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
 done
@@ -41,7 +42,7 @@ load() { echo "[load: $(uptime | sed 's/.*load average: //')]"; }
 echo "== 1. all-reduce cost on this machine"
 for np in 2 3; do
   load
-  "${mpirun[@]}" -np "$np" "$cost" | tee "$tmp/cost-$np.txt"
+  "${mpirun[@]}" -np "$np" "$cost" --max-mb "$max_mb" | tee "$tmp/cost-$np.txt"
 done
 
 echo; echo "== 2. compute per step (one process)"
