@@ -324,14 +324,14 @@ backward_and_sum (StsimEngine *e, guint64 index, StsimTensor *total, gboolean *o
   if (e->sync)
     stsim_grad_sync_begin (e->sync, e->tape);
   *ok = stsim_tape_backward (e->tape, total, NULL, &local);
-  if ((!*ok && (local->domain != STSIM_ERROR || local->code != STSIM_ERROR_NUMERIC)) ||
-      stsim_dist_take_error (&local)) {
+  if (*ok || (local->domain == STSIM_ERROR && local->code == STSIM_ERROR_NUMERIC))
+    g_clear_error (&local);   /* a numeric failure skips the step */
+  if (local || stsim_dist_take_error (&local)) {
     if (e->sync)
       stsim_grad_sync_detach (e->sync, e->tape);
     g_propagate_prefixed_error (error, local, "step %" G_GUINT64_FORMAT ": backward: ", index);
     return FALSE;
   }
-  g_clear_error (&local);
   if (e->world == 1)
     return TRUE;
   /* Each rank holds the gradient of its own rows: the sum over ranks is
