@@ -28,11 +28,13 @@ struct _StsimRunFingerprint {
 
 /* Recipe keys that cannot change the trajectory: where the run goes, what
  * it is called, the thread count (results are thread-count independent,
- * docs/performance.md), how often it logs and saves, what is left at the end
- * and whether it tests. Everything else is compared. */
+ * docs/performance.md), how often it logs and saves, what is left at the end,
+ * whether it tests, and the all-reduce bucket size (the sum over ranks has a
+ * fixed order whatever the buckets, docs/distributed.md). Everything else is
+ * compared. */
 static const char *const ignored_keys[] = {
   "run.output", "run.name", "run.threads",
-  "train.log_every", "train.save_every", "train.keep_state", "train.test", NULL
+  "train.log_every", "train.save_every", "train.keep_state", "train.test", "train.allreduce_bucket_mb", NULL
 };
 
 static int

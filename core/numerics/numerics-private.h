@@ -18,7 +18,21 @@ struct _StsimNode {
   StsimTensor      *in[4];
   gpointer          ctx;     /* op-specific saved state, arena memory */
   StsimNode        *prev;
+  StsimTensor     **xin;     /* inputs beyond in[] (concat), or NULL */
+  gsize             n_xin;
 };
+
+/* An observer of backward passes (core/train/grad-sync.c overlaps the
+ * gradient all-reduce with them). node_done runs after every node, whether
+ * its backward ran or was skipped, with the node's position in recording
+ * order (0 = first recorded; backward visits n_nodes-1 down to 0).
+ * param_grad runs when a backward function takes (part of) a parameter's
+ * gradient block to write: [grad, grad + n). Either may be NULL. */
+typedef struct {
+  void   (*node_done) (gsize position, gpointer user_data);
+  void   (*param_grad) (const float *grad, gint64 n, gpointer user_data);
+  gpointer user_data;
+} StsimBackwardHook;
 
 struct _StsimTape {
   StsimArena *arena;
@@ -29,6 +43,7 @@ struct _StsimTape {
   guint32     op_counter;    /* random ops of this step so far: keys dropout */
   gboolean    grad_enabled;
   gboolean    training;
+  const StsimBackwardHook *hook;   /* or NULL */
 };
 
 /* grad_state values of a root tensor */
@@ -41,6 +56,15 @@ StsimTensor *stsim_tape_out_like (StsimTape *tape, StsimTensor *x, gboolean requ
 StsimNode   *stsim_tape_record (StsimTape *tape, const char *name, StsimBackwardFunc backward,
                                 StsimTensor *out, StsimTensor *a, StsimTensor *b, StsimTensor *c);
 gpointer     stsim_tape_alloc (StsimTape *tape, gsize bytes);
+/* Installs @hook (NULL: none) for the following backward passes; the
+ * caller keeps it alive. */
+void         stsim_tape_set_backward_hook (StsimTape *tape, const StsimBackwardHook *hook);
+/* The tape's last recorded node (walk on with ->prev). */
+StsimNode   *stsim_tape_get_last (StsimTape *tape);
+/* Calls @fn with the gradient range of every input of @node that is a
+ * parameter (a store's view, or a view of one) with a gradient block. */
+void         stsim_node_foreach_param (StsimNode *node, void (*fn) (const float *grad, gint64 n, gpointer user_data),
+                                       gpointer user_data);
 
 /* Gradient buffer of @t for writing. *beta is 0 when the buffer is fresh
  * and the caller must overwrite all of t's elements, 1 when it must add. */

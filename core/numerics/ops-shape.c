@@ -238,6 +238,8 @@ concat_impl (StsimTape *tape, StsimTensor *const *xs, gsize n, gboolean rows)
     memcpy (c->xs, xs, sizeof (StsimTensor *) * n);
     c->n = n;
     nd->ctx = c;
+    nd->xin = c->xs;   /* its inputs, for observers of the backward */
+    nd->n_xin = n;
   }
   return y;
 }

@@ -50,6 +50,29 @@ void stsim_tape_set_training (StsimTape *tape, gboolean training) { tape->traini
 gboolean stsim_tape_get_training (const StsimTape *tape) { return tape->training; }
 gsize stsim_tape_get_n_nodes (const StsimTape *tape) { return tape->n_nodes; }
 
+void stsim_tape_set_backward_hook (StsimTape *tape, const StsimBackwardHook *hook) { tape->hook = hook; }
+StsimNode *stsim_tape_get_last (StsimTape *tape) { return tape->last; }
+
+static void
+param_input (StsimTensor *t, void (*fn) (const float *, gint64, gpointer), gpointer user_data)
+{
+  if (!t)
+    return;
+  StsimTensor *root = t->base ? t->base : t;
+  if ((root->flags & STSIM_TENSOR_PARAM) && root->grad)
+    fn (root->grad + (t->base ? t->base_offset : 0), t->numel, user_data);
+}
+
+void
+stsim_node_foreach_param (StsimNode *node, void (*fn) (const float *grad, gint64 n, gpointer user_data),
+                          gpointer user_data)
+{
+  for (int i = 0; i < 4; i++)
+    param_input (node->in[i], fn, user_data);
+  for (gsize i = 0; i < node->n_xin; i++)
+    param_input (node->xin[i], fn, user_data);
+}
+
 gpointer
 stsim_tape_alloc (StsimTape *tape, gsize bytes)
 {
@@ -233,6 +256,8 @@ stsim_grad_acquire (StsimTape *tape, StsimTensor *t, float *beta)
     /* Parameter gradients live in the store and always accumulate. */
     *beta = 1.0f;
     t->grad = root->grad + off;
+    if (tape->hook && tape->hook->param_grad)
+      tape->hook->param_grad (t->grad, t->numel, tape->hook->user_data);
     return t->grad;
   }
   if (!root->grad) {
@@ -308,18 +333,22 @@ stsim_tape_backward (StsimTape *tape, StsimTensor *out, const float *dout, GErro
     float v = dout ? dout[i] : 1.0f;
     g[i] = beta == 0.0f ? v : g[i] + v;
   }
+  gsize pos = tape->n_nodes;
   for (StsimNode *n = tape->last; n; n = n->prev) {
+    pos--;
     /* A node whose output received no gradient does not lie on a path to
      * the loss. */
-    if (!tensor_has_grad (n->out))
-      continue;
-    STSIM_PROF_BEGIN (t0);
-    n->backward (tape, n);
-    if (stsim_profile_on) {
-      /* Interned once per op name; only when profiling. */
-      g_autofree char *key = g_strconcat (n->name, ".bwd", NULL);
-      stsim_profile_add (g_intern_string (key), stsim_prof_now () - t0, 0.0);
+    if (tensor_has_grad (n->out)) {
+      STSIM_PROF_BEGIN (t0);
+      n->backward (tape, n);
+      if (stsim_profile_on) {
+        /* Interned once per op name; only when profiling. */
+        g_autofree char *key = g_strconcat (n->name, ".bwd", NULL);
+        stsim_profile_add (g_intern_string (key), stsim_prof_now () - t0, 0.0);
+      }
     }
+    if (tape->hook && tape->hook->node_done)
+      tape->hook->node_done (pos, tape->hook->user_data);
   }
   return TRUE;
 }

@@ -15,6 +15,10 @@
 
 #ifdef STSIM_HAVE_MPI
 #include <mpi.h>
+/* The gradient exchange's own communicator (grad-sync.c): its messages run
+ * while the backward enters blocking collectives on MPI_COMM_WORLD (batch
+ * norm), and a communicator of their own keeps the two from matching. */
+static MPI_Comm dist_grad_comm = MPI_COMM_NULL;
 #endif
 
 static int dist_rank = 0, dist_size = 1;
@@ -107,6 +111,10 @@ stsim_dist_init (int *argc, char ***argv, GError **error)
   MPI_Comm_set_errhandler (MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank (MPI_COMM_WORLD, &dist_rank);
   MPI_Comm_size (MPI_COMM_WORLD, &dist_size);
+  if (MPI_Comm_dup (MPI_COMM_WORLD, &dist_grad_comm) != MPI_SUCCESS) {
+    g_set_error (error, STSIM_ERROR, STSIM_ERROR_IO, "MPI_Comm_dup failed");
+    return FALSE;
+  }
   dist_started = TRUE;
   if (dist_size > 1) {
     g_snprintf (dist_prefix, sizeof dist_prefix, "rank %d/%d: ", dist_rank, dist_size);
@@ -133,6 +141,8 @@ stsim_dist_finalize (void)
   if (dist_started) {
     int fin = 0;
     MPI_Finalized (&fin);
+    if (!fin && dist_grad_comm != MPI_COMM_NULL)
+      MPI_Comm_free (&dist_grad_comm);
     if (!fin)
       MPI_Finalize ();
   }
@@ -151,6 +161,16 @@ stsim_dist_abort (int code)
   }
 #endif
   (void) code;
+}
+
+gpointer
+stsim_dist_grad_comm (void)
+{
+#ifdef STSIM_HAVE_MPI
+  return dist_started ? &dist_grad_comm : NULL;
+#else
+  return NULL;
+#endif
 }
 
 gboolean

@@ -8,8 +8,9 @@
  * with MPI (meson option mpi); otherwise it is one rank and every call below
  * is the identity, so single-process code paths need no #ifdef.
  *
- * All collectives are blocking and must be entered by every rank in the same
- * order. Errors of the MPI library come back as STSIM_ERROR_IO (the
+ * All collectives here are blocking and must be entered by every rank in the
+ * same order. The gradient sum (grad-sync.h) is non-blocking and runs on a
+ * communicator of its own, stsim_dist_grad_comm. Errors of the MPI library come back as STSIM_ERROR_IO (the
  * communicator uses MPI_ERRORS_RETURN); a rank that dies is handled by the
  * launcher, which terminates the job (see stsim_dist_init). */
 #pragma once
@@ -21,6 +22,9 @@
 G_BEGIN_DECLS
 
 gboolean stsim_dist_barrier (GError **error);
+/* The MPI_Comm (a pointer to it) of the gradient exchange, grad-sync.c: a
+ * duplicate of the world's; NULL outside an MPI launch. */
+gpointer stsim_dist_grad_comm (void);
 /* In-place sums over the ranks (one MPI_Allreduce per ≤ 2^28 elements). */
 gboolean stsim_dist_sum_f32 (float *buf, gsize n, GError **error);
 gboolean stsim_dist_sum_f64 (double *buf, gsize n, GError **error);

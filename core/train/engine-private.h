@@ -8,6 +8,7 @@
 #include "train/train-private.h"
 #include "train/train-config.h"
 #include "train/head.h"
+#include "train/grad-sync.h"
 
 G_BEGIN_DECLS
 
@@ -43,6 +44,7 @@ struct _StsimEngine {
 
   /* data-parallel world (dist.h): 1 rank unless run under MPI */
   int                 rank, world;
+  StsimGradSync      *sync;         /* the gradient sum over the ranks (world > 1) */
 
   /* the last step's result (StsimEngineResult points here) */
   double             *terms;

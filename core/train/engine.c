@@ -5,6 +5,7 @@
  * batches of texts. */
 #include "train/engine-private.h"
 #include "train/dist.h"
+#include "stsim/stsim-bounded.h"
 
 #include <math.h>
 #include <string.h>
@@ -157,6 +158,12 @@ engine_setup (StsimEngine *e, GError **error)
   if (!(e->head = stsim_head_new (e->cfg.head, e->model, e->seed, stsim_component_get_label (e->encoder), error)) ||
       !stsim_engine_resolve_pooler (e, error) || !setup_optimizers (e, error))
     return FALSE;
+  if (e->world > 1) {
+    /* Buckets of at least one float; 0 MB = no overlap. */
+    double mb = e->cfg.allreduce_bucket_mb;
+    gsize floats = mb > 0 ? MAX ((gsize) (mb * (double) STSIM_MIB / sizeof (float)), 1) : 0;
+    e->sync = stsim_grad_sync_new ((StsimParamStore *const *) e->stores->pdata, e->stores->len, floats);
+  }
   e->tape = stsim_tape_new (e->seed, 0);
   e->owns_tape = TRUE;
   e->terms = g_new0 (double, e->objectives->len);
@@ -187,6 +194,7 @@ stsim_engine_free (StsimEngine *e)
     return;
   if (e->opts)
     g_ptr_array_unref (e->opts);
+  stsim_grad_sync_free (e->sync);
   if (e->stores)
     g_ptr_array_unref (e->stores);
   if (e->objectives)
@@ -306,6 +314,38 @@ reduce_over_ranks (StsimEngine *e, StsimTrainStep *step, const gboolean *local_l
   return TRUE;
 }
 
+/* Backward and, on several ranks, the gradient sum over them (started by
+ * grad-sync while the backward runs, completed here). *ok turns FALSE when
+ * the backward failed numerically on any rank. FALSE on a hard error only. */
+static gboolean
+backward_and_sum (StsimEngine *e, guint64 index, StsimTensor *total, gboolean *ok, GError **error)
+{
+  GError *local = NULL;
+  if (e->sync)
+    stsim_grad_sync_begin (e->sync, e->tape);
+  *ok = stsim_tape_backward (e->tape, total, NULL, &local);
+  if (*ok || (local->domain == STSIM_ERROR && local->code == STSIM_ERROR_NUMERIC))
+    g_clear_error (&local);   /* a numeric failure skips the step */
+  if (local || stsim_dist_take_error (&local)) {
+    if (e->sync)
+      stsim_grad_sync_detach (e->sync, e->tape);
+    g_propagate_prefixed_error (error, local, "step %" G_GUINT64_FORMAT ": backward: ", index);
+    return FALSE;
+  }
+  if (e->world == 1)
+    return TRUE;
+  /* Each rank holds the gradient of its own rows: the sum over ranks is
+   * the single-process gradient. Every rank completes the exchange, even
+   * after a failed backward (the others wait for its messages). */
+  double bad = *ok ? 0.0 : 1.0;
+  if (!stsim_grad_sync_finish (e->sync, e->tape, error) || !stsim_dist_sum_f64 (&bad, 1, error)) {
+    g_prefix_error (error, "step %" G_GUINT64_FORMAT ": ", index);
+    return FALSE;
+  }
+  *ok = bad == 0.0;
+  return TRUE;
+}
+
 /* Backward, the gradient sum over ranks and clipping. *finite turns FALSE
  * when the gradient is not finite (the step is then skipped); *norm gets the
  * norm before clipping. FALSE on a hard error only. */
@@ -314,32 +354,9 @@ backward_and_clip (StsimEngine *e, guint64 index, StsimTensor *total, gboolean *
 {
   GError *local = NULL;
   StsimParamStore *const *stores = (StsimParamStore *const *) e->stores->pdata;
-  gboolean backward_ok = stsim_tape_backward (e->tape, total, NULL, &local);
-  if (!backward_ok && (local->domain != STSIM_ERROR || local->code != STSIM_ERROR_NUMERIC)) {
-    g_propagate_prefixed_error (error, local, "step %" G_GUINT64_FORMAT ": backward: ", index);
+  gboolean backward_ok = FALSE;
+  if (!backward_and_sum (e, index, total, &backward_ok, error))
     return FALSE;
-  }
-  g_clear_error (&local);
-  if (stsim_dist_take_error (error)) {
-    g_prefix_error (error, "step %" G_GUINT64_FORMAT ": backward: ", index);
-    return FALSE;
-  }
-  if (e->world > 1) {
-    /* Each rank holds the gradient of its own rows: the sum over ranks is
-     * the single-process gradient. One all-reduce per store block. */
-    double bad = backward_ok ? 0.0 : 1.0;
-    if (!stsim_dist_sum_f64 (&bad, 1, error))
-      return FALSE;
-    backward_ok = bad == 0.0;
-    for (guint i = 0; backward_ok && i < e->stores->len; i++) {
-      gint64 ng = 0;
-      float *g = stsim_param_store_get_grad (stores[i], &ng);
-      if (!stsim_dist_sum_f32 (g, (gsize) ng, error)) {
-        g_prefix_error (error, "step %" G_GUINT64_FORMAT ": gradient all-reduce: ", index);
-        return FALSE;
-      }
-    }
-  }
   if (!backward_ok) {
     *finite = FALSE;
   } else if (e->cfg.max_grad_norm > 0) {

@@ -28,6 +28,9 @@ static const StsimParamSpec train_specs[] = {
     .blurb = "AdamW epsilon (added to the uncorrected sqrt(v), as HF transformers.AdamW)" },
   { "max_grad_norm", STSIM_PARAM_DOUBLE, "1.0", .min = 0, .max = 1e9,
     .blurb = "clip the global gradient L2 norm to this (0 = no clipping)" },
+  { "allreduce_bucket_mb", STSIM_PARAM_DOUBLE, "25", .min = 0, .max = 1e6, .flags = STSIM_PARAM_EXPERT,
+    .blurb = "data-parallel runs: MB of gradients per all-reduce bucket, sent while the backward goes on; "
+             "0 = sum each store after the backward (same results either way)" },
   { "max_len", STSIM_PARAM_INT, "32", .min = 3, .max = 100000, .blurb = "tokens per sentence, specials included" },
   { "pooler", STSIM_PARAM_ENUM, NULL, .choices = "cls|avg|avg_first_last|avg_top2", .flags = STSIM_PARAM_DEPRECATED,
     .blurb = "training pools as the encoder's pooler says: remove this key (a value here must agree with it)" },
@@ -118,6 +121,7 @@ stsim_train_config_parse (const StsimParams *p, StsimTrainConfig *cfg, GError **
   cfg->adam_eps = stsim_params_get_double (p, "adam_eps");
   cfg->warmup = stsim_params_get_int (p, "warmup");
   cfg->max_grad_norm = stsim_params_get_double (p, "max_grad_norm");
+  cfg->allreduce_bucket_mb = stsim_params_get_double (p, "allreduce_bucket_mb");
   cfg->packed = stsim_params_get_bool (p, "packed");
   cfg->max_bad_steps = stsim_params_get_int (p, "max_bad_steps");
   cfg->head_name = g_intern_string (stsim_params_get_string (p, "head"));

@@ -28,6 +28,7 @@ typedef struct {
   double        lr, weight_decay, adam_beta1, adam_beta2, adam_eps;
   guint64       warmup;
   double        max_grad_norm;   /* 0 = no clipping */
+  double        allreduce_bucket_mb;  /* several ranks: gradient bucket size, 0 = after the backward */
   gboolean      packed;          /* the encoder skips padding */
   guint64       max_bad_steps;   /* stop after this many non-finite steps in a row */
   guint64      *debug_nan_steps; /* steps whose loss is replaced by NaN (tests) */

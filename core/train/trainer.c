@@ -544,10 +544,17 @@ print_start (StsimTrainer *tr)
               " steps, %u objective(s), head %s, output %s\n",
               stsim_component_get_label (stsim_engine_get_encoder (tr->engine)), stsim_corpus_get_n (tr->corpus),
               tr->batch_size, tr->total_steps, tr->engine->objectives->len, tr->cfg->head_name, tr->out_dir);
-  if (tr->world > 1)
+  if (tr->world > 1) {
     g_printerr ("data-parallel: %d ranks, %" G_GSIZE_FORMAT " to %" G_GSIZE_FORMAT " sentences of each batch per "
                 "rank; rank 0 evaluates, logs and saves\n", tr->world, tr->batch_size / tr->world,
                 (tr->batch_size + tr->world - 1) / tr->world);
+    guint nb = stsim_grad_sync_get_n_buckets (tr->engine->sync);
+    if (tr->cfg->allreduce_bucket_mb > 0)
+      g_printerr ("gradient all-reduce: %u bucket(s) of up to %g MB, sent during the backward\n", nb,
+                  tr->cfg->allreduce_bucket_mb);
+    else
+      g_printerr ("gradient all-reduce: %u piece(s), after the backward (allreduce_bucket_mb = 0)\n", nb);
+  }
 }
 
 /* Too many non-finite steps in a row: the skipped steps changed no
@@ -575,6 +582,21 @@ due (guint64 step, guint64 every)
   return every > 0 && step % every == 0;
 }
 
+/* Rank 0's view of the gradient exchange: the time it waited for it after
+ * the backward (what the overlap did not hide) and how much was done by
+ * then. */
+static void
+print_exchange (StsimTrainer *tr)
+{
+  guint64 n = 0, early = 0;
+  double wait = 0;
+  stsim_grad_sync_get_totals (tr->engine->sync, &n, &wait, &early);
+  guint nb = stsim_grad_sync_get_n_buckets (tr->engine->sync);
+  if (n > 0)
+    g_printerr ("gradient all-reduce: waited %.4f s per step after the backward; %.1f of %u bucket(s) complete "
+                "when the backward ended\n", wait / n, (double) early / n, nb);
+}
+
 /* The end of a run on rank 0: the final state (keep_state = last), the
  * curves, the test of the selected model and results.json. */
 static gboolean
@@ -585,6 +607,8 @@ end_run (StsimTrainer *tr, double train_seconds, GError **error)
   if (!tr->options.quiet)
     g_printerr ("trained %" G_GUINT64_FORMAT " steps in %.1fs (%" G_GUINT64_FORMAT " skipped)\n", tr->step,
                 train_seconds, tr->bad_total);
+  if (tr->world > 1 && !tr->options.quiet)
+    print_exchange (tr);
   stsim_run_log_curves (tr->log);
   return finish_run (tr, train_seconds, error) && (tr->cfg->keep_state || stsim_trainer_remove_state (tr, error));
 }

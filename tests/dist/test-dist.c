@@ -22,6 +22,21 @@
  *     diff-predict-sample  the same with sampling (T = 1: each rank takes
  *                     its rows' draws at their places in the batch's
  *                     sequence), pads excluded, conditioned on h
+ *   overlap/...     the gradient all-reduce sent in buckets during the
+ *                   backward (allreduce_bucket_mb = 0.002: ~500 floats,
+ *                   about 200 buckets) against the exchange after the
+ *                   backward (0): 2 steps of 24 sentences, contrastive + mlm (its decoder
+ *                   is the word-embedding matrix: a parameter used first and
+ *                   last in the step) + diff-predict's stores + the BN head,
+ *                   dropout on; every store's param, adam_m and adam_v and
+ *                   the BN running statistics equal bit for bit
+ *     2-ranks, 3-ranks  (3: the sum's association order matters)
+ *     early-caught    buckets sent after their LAST use instead of their
+ *                   first (STSIM_DEBUG_GRAD_SYNC=last-use): the guard stops
+ *                   the job, naming the store
+ *     early-differs   the same without the guard: the parameters differ
+ *                   from the blocking run's (so the comparison above can
+ *                   fail)
  *   resume          2 ranks stopped after 3 steps (state at 2) and resumed
  *                   end bit-identical to an uninterrupted 2-rank run; a
  *                   1-process resume of a 2-rank state is refused, naming
@@ -49,6 +64,7 @@
  *                     differ by more than lr (a disagreement on a clearly
  *                     non-zero gradient would show as ~2 lr). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <glib/gstdio.h>
@@ -473,6 +489,124 @@ test_resume (void)
   }
 }
 
+/* ---- overlapped gradient all-reduce -------------------------------------------------- */
+
+/* Runs the overlap recipe on @np ranks with @bucket_mb; the exit status,
+ * stderr in *err_out. @fault sets STSIM_DEBUG_GRAD_SYNC (NULL: unset). */
+static int
+run_overlap (const char *name, int np, const char *bucket_mb, const char *fault, char **out_dir, char **err_out)
+{
+  g_autofree char *gen = fixture ("fixtures", "models", "distilbert-tiny", NULL);
+  g_autofree char *sections = g_strdup_printf ("[objective.mlm]\nuse = mlm\nweight = 0.1\n"
+                                               "[objective.diff]\nuse = diff-predict\nweight = 0.5\ngenerator = %s\n"
+                                               "masking_ratio = 0.3\n", gen);
+  *out_dir = g_build_filename (tmpdir, name, NULL);
+  g_autofree char *recipe = write_recipe (name, *out_dir, 2, 0, "bn", "mlm_head = true\n", sections);
+  g_autofree char *set = g_strdup_printf ("train.allreduce_bucket_mb=%s", bucket_mb);
+  /* The model with dropout: both runs draw the same masks. */
+  g_autofree char *model = fixture ("fixtures", "models", "bert-tiny", NULL);
+  g_autofree char *set_model = g_strdup_printf ("encoder.model=%s", model);
+  /* 24 sentences: 12 or 8 per rank, enough rows for every op, quick. */
+  const char *extra[] = { "--set", set, "--set", set_model, "--set", "train.batch_size=24", NULL };
+  if (fault)
+    g_setenv ("STSIM_DEBUG_GRAD_SYNC", fault, TRUE);
+  int rc = run (np, recipe, extra, err_out, NULL);
+  g_unsetenv ("STSIM_DEBUG_GRAD_SYNC");
+  return rc;
+}
+
+/* Largest |difference| over every state tensor of the two runs' states
+ * (the stores' param, adam_m, adam_v and the BN running statistics). */
+static double
+state_max_diff (const char *out_a, const char *out_b)
+{
+  g_autoptr(StsimSafetensors) a = open_state (out_a);
+  g_autoptr(StsimSafetensors) b = open_state (out_b);
+  g_autoptr(JsonObject) ma = state_meta (a);
+  JsonArray *stores = json_object_get_array_member (ma, "stores");
+  g_assert_cmpuint (json_array_get_length (stores), >=, 4);   /* student, head, discriminator, electra head */
+  const char *parts[] = { "param", "adam_m", "adam_v" };
+  double worst_d = 0, d, m;
+  for (guint i = 0; i < json_array_get_length (stores); i++)
+    for (gsize k = 0; k < G_N_ELEMENTS (parts); k++) {
+      const char *sname = json_object_get_string_member (json_array_get_object_element (stores, i), "name");
+      g_autofree char *key = g_strdup_printf ("%u.%s.%s", i, sname, parts[k]);
+      tensor_diff (a, b, key, &d, &m);
+      g_assert_cmpfloat (m, >, 0);
+      worst_d = MAX (worst_d, d);
+    }
+  const char *bn[] = { "head.bn1.running_mean", "head.bn1.running_var", "head.bn2.running_mean", "head.bn2.running_var" };
+  for (gsize k = 0; k < G_N_ELEMENTS (bn); k++) {
+    tensor_diff (a, b, bn[k], &d, &m);
+    worst_d = MAX (worst_d, d);
+  }
+  return worst_d;
+}
+
+/* The run with the exchange after the backward on @np ranks (made once). */
+static const char *
+blocking_run (int np)
+{
+  static char *out[4];
+  g_assert_true (np >= 2 && np <= 3);
+  if (!out[np]) {
+    g_autofree char *name = g_strdup_printf ("overlap-%d-blocking", np), *err = NULL;
+    g_assert_cmpint (run_overlap (name, np, "0", NULL, &out[np], &err), ==, 0);
+    g_assert_nonnull (strstr (err, "after the backward"));
+  }
+  return out[np];
+}
+
+static void
+check_overlap (int np)
+{
+  if (!need_mpi ())
+    return;
+  g_autofree char *nb = g_strdup_printf ("overlap-%d-buckets", np);
+  g_autofree char *out_b = NULL, *err_b = NULL;
+  const char *out_a = blocking_run (np);
+  g_assert_cmpint (run_overlap (nb, np, "0.002", NULL, &out_b, &err_b), ==, 0);
+  const char *line = strstr (err_b, "gradient all-reduce: ");
+  g_assert_nonnull (line);
+  g_assert_cmpint (atoi (line + strlen ("gradient all-reduce: ")), >=, 50);
+  g_assert_cmpfloat (state_max_diff (out_a, out_b), ==, 0.0);
+}
+
+static void
+test_overlap_2 (void)
+{
+  check_overlap (2);
+}
+
+static void
+test_overlap_3 (void)
+{
+  check_overlap (3);
+}
+
+static void
+test_overlap_early_caught (void)
+{
+  if (!need_mpi ())
+    return;
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_overlap ("overlap-early-caught", 2, "0.002", "last-use", &out, &err), !=, 0);
+  g_assert_nonnull (strstr (err, "after its all-reduce bucket was sent"));
+  g_assert_nonnull (strstr (err, "store 'bert'"));
+}
+
+static void
+test_overlap_early_differs (void)
+{
+  if (!need_mpi ())
+    return;
+  g_autofree char *out_b = NULL, *err_b = NULL;
+  g_assert_cmpint (run_overlap ("overlap-early-b", 2, "0.002", "last-use-unguarded", &out_b, &err_b), ==, 0);
+  double d = state_max_diff (blocking_run (2), out_b);
+  g_test_message ("buckets sent after their last use: state max|diff| %.3g", d);
+  g_assert_cmpfloat (d, >, 0.0);
+}
+
 /* ---- failures ---------------------------------------------------------------------------- */
 
 static void
@@ -560,6 +694,10 @@ main (int argc, char **argv)
   g_test_add_func ("/dist/equivalence/listmle-mlm-bn", test_listmle_mlm_bn);
   g_test_add_func ("/dist/equivalence/diff-predict", test_diff_predict);
   g_test_add_func ("/dist/equivalence/diff-predict-sample", test_diff_predict_sample);
+  g_test_add_func ("/dist/overlap/2-ranks", test_overlap_2);
+  g_test_add_func ("/dist/overlap/3-ranks", test_overlap_3);
+  g_test_add_func ("/dist/overlap/early-caught", test_overlap_early_caught);
+  g_test_add_func ("/dist/overlap/early-differs", test_overlap_early_differs);
   g_test_add_func ("/dist/resume", test_resume);
   g_test_add_func ("/dist/killed-rank", test_killed_rank);
   g_test_add_func ("/dist/failed-rank", test_failed_rank);
