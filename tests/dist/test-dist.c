@@ -479,10 +479,15 @@ test_resume (void)
 /* ---- dropout on: the same run on 1, 2 and 3 ranks -------------------------------------- */
 
 /* %s output, corpus, head, model, encoder extras, sections. Dropout is on
- * (the tiny BERT's 0.1 and 0.1); 10 steps of 12 sentences, state at 5. */
+ * (the tiny BERT's 0.1 and 0.1); 10 steps of 12 sentences, state at 5. The
+ * learning rate is small: Adam moves every weight by about lr per step
+ * whatever its gradient, so the rounding differences of the all-reduce
+ * grow with lr from step to step (at 1e-3 a resumed run's losses reached
+ * 1.3e-5 relative by step 10 with OPENBLAS_CORETYPE=Haswell). */
+static const double DROP_LR = 1e-4;
 static const char *drop_fmt =
   "[run]\nseed = 11\nthreads = 1\noutput = %s\n"
-  "[train]\ncorpus = %s\nbatch_size = 12\nsteps = 10\nsave_every = 5\nlr = 1e-3\nmax_len = 16\n"
+  "[train]\ncorpus = %s\nbatch_size = 12\nsteps = 10\nsave_every = 5\nlr = 1e-4\nmax_len = 16\n"
   "eval_every = 0\ntest = false\nlog_every = 1\nhead = %s\n"
   "[encoder]\nuse = bert\nmodel = %s\nmlp_init = random\n%s"
   "[objective.contrastive]\nuse = contrastive\n%s";
@@ -568,12 +573,12 @@ check_same_run (const char *what, const char *out_a, const char *out_b, gint64 f
     double rel, d;
     params_diff (sa, sb, kp, &rel, &d);
     g_assert_cmpfloat (rel, <=, 1e-5);
-    g_assert_cmpfloat (d, <=, 0.1 * LR);
+    g_assert_cmpfloat (d, <=, 0.1 * DROP_LR);
     worst_rel = MAX (worst_rel, rel);
     worst_abs = MAX (worst_abs, d);
   }
   g_test_message ("%s: losses within %.2g relative; final parameters within %.2g relative (|dp|/|p|), largest "
-                  "weight difference %.2g (%.3g lr)", what, worst_l, worst_rel, worst_abs, worst_abs / LR);
+                  "weight difference %.2g (%.3g lr)", what, worst_l, worst_rel, worst_abs, worst_abs / DROP_LR);
 }
 
 /* ||b - a|| / ||a|| (Euclidean) and max |b - a| of one state tensor. */
