@@ -115,6 +115,63 @@ check_length (StsimModel *m, gint64 len, const char *what, gsize row, GError **e
   return TRUE;
 }
 
+/* The places of @batch's sequences @seqs in @o->whole (o->whole_rows[b] is
+ * row b's row there), laid out as stsim_model_forward lays out the whole
+ * batch; NULL with @error set when the batch is not a part of it. */
+static StsimRowPlace *
+whole_places (StsimArena *arena, const StsimTokenBatch *batch, const StsimSeq *seqs, const StsimForwardOptions *o,
+              GError **error)
+{
+  const StsimTokenBatch *w = o->whole;
+  gboolean packed = o->packed;
+  StsimRowPlace *pl = stsim_arena_alloc (arena, batch->n * sizeof (StsimRowPlace));
+  gint64 row = 0, pairs = 0;
+  gsize g = 0;
+  for (gsize b = 0; b < batch->n; b++) {
+    gsize want = o->whole_rows[b];
+    if (want >= w->n || (b > 0 && want <= o->whole_rows[b - 1]) || w->lengths[want] != batch->lengths[b]
+        || (!packed && batch->width > w->width)) {
+      g_set_error (error, STSIM_ERROR, STSIM_ERROR_INVALID, "model forward: batch row %" G_GSIZE_FORMAT " is not "
+                   "row %" G_GSIZE_FORMAT " of the whole batch (%" G_GSIZE_FORMAT " rows): rows out of order, "
+                   "another length or a wider padding", b, want, w->n);
+      return NULL;
+    }
+    /* The rows and attention blocks of the whole batch's rows before it. */
+    for (; g < want; g++) {
+      gint64 rows = packed ? w->lengths[g] : (gint64) w->width;
+      row += rows;
+      pairs += rows * w->lengths[g];
+    }
+    gint64 grows = packed ? w->lengths[g] : (gint64) w->width;
+    pl[b] = (StsimRowPlace) { seqs[b].offset, seqs[b].rows, row, grows, pairs };
+  }
+  return pl;
+}
+
+/* Embeddings and layers on the packed or padded rows; NULL when an op failed. */
+static StsimTensor **
+forward_layers (StsimModel *model, StsimTape *tape, const gint32 *ids, const gint32 *pos, gint64 n_rows,
+                const StsimSeq *seqs, gsize B, StsimTensor *row0)
+{
+  const StsimModelConfig *c = &model->config;
+  StsimArena *arena = stsim_tape_get_arena (tape);
+  StsimTensor *x = embed (model, tape, ids, pos, n_rows);
+  if (x != NULL && row0 != NULL) {
+    /* DiffCSE: the sentence vector replaces the position-0 embedding after
+     * the embedding LayerNorm and dropout (method.md §4.2 step 5). */
+    gint32 *first = stsim_arena_alloc (arena, B * sizeof (gint32));
+    for (gsize b = 0; b < B; b++)
+      first[b] = seqs[b].offset;
+    StsimTensor *src = row0->ndim == 2 ? row0 : stsim_reshape (tape, row0, 2, (gint64[]) { (gint64) B, c->hidden_size });
+    x = stsim_replace_rows (tape, x, first, src);
+  }
+  StsimTensor **hidden = stsim_arena_alloc0 (arena, (gsize) (c->num_layers + 1) * sizeof (StsimTensor *));
+  hidden[0] = x;
+  for (int l = 0; l < c->num_layers && x != NULL; l++)
+    hidden[l + 1] = x = layer_forward (model, tape, l, x, seqs, B);
+  return x ? hidden : NULL;
+}
+
 gboolean
 stsim_model_forward (StsimModel *model, StsimTape *tape, const StsimTokenBatch *batch,
                      const StsimForwardOptions *options, StsimModelOutput *out, GError **error)
@@ -167,21 +224,15 @@ stsim_model_forward (StsimModel *model, StsimTape *tape, const StsimTokenBatch *
     position_ids (model, ids + seqs[b].offset, seqs[b].rows, pos + seqs[b].offset);
   }
 
-  StsimTensor *x = embed (model, tape, ids, pos, n_rows);
-  if (x != NULL && row0 != NULL) {
-    /* DiffCSE: the sentence vector replaces the position-0 embedding after
-     * the embedding LayerNorm and dropout (method.md §4.2 step 5). */
-    gint32 *first = stsim_arena_alloc (arena, B * sizeof (gint32));
-    for (gsize b = 0; b < B; b++)
-      first[b] = seqs[b].offset;
-    StsimTensor *src = row0->ndim == 2 ? row0 : stsim_reshape (tape, row0, 2, (gint64[]) { (gint64) B, H });
-    x = stsim_replace_rows (tape, x, first, src);
-  }
-  StsimTensor **hidden = stsim_arena_alloc0 (arena, (gsize) (c->num_layers + 1) * sizeof (StsimTensor *));
-  hidden[0] = x;
-  for (int l = 0; l < c->num_layers && x != NULL; l++)
-    hidden[l + 1] = x = layer_forward (model, tape, l, x, seqs, B);
-  if (x == NULL) {
+  StsimRowPlace *places = NULL;
+  g_return_val_if_fail (!options || !options->whole || options->whole_rows != NULL, FALSE);
+  if (options && options->whole && !(places = whole_places (arena, batch, seqs, options, error)))
+    return FALSE;
+  /* Only this forward's dropout is keyed by the places. */
+  stsim_tape_set_places (tape, places, places ? B : 0);
+  StsimTensor **hidden = forward_layers (model, tape, ids, pos, n_rows, seqs, B, row0);
+  stsim_tape_set_places (tape, NULL, 0);
+  if (hidden == NULL) {
     g_set_error (error, STSIM_ERROR, STSIM_ERROR_FAILED,
                  "model forward: an op failed (see the critical above); this is a bug in stsim");
     return FALSE;

@@ -41,6 +41,8 @@ struct _StsimTape {
   guint64     seed;
   guint64     step;
   guint32     op_counter;    /* random ops of this step so far: keys dropout */
+  StsimRowPlace *places;     /* NULL, or where the rows sit in the single-process batch */
+  gsize       n_places;
   gboolean    grad_enabled;
   gboolean    training;
   const StsimBackwardHook *hook;   /* or NULL */
@@ -107,6 +109,8 @@ void  stsim_k_philox_keep (guint64 seed, guint32 c1, guint32 c2, guint32 c3, gin
 /* y = keep ? x·s : 0 (beta 0) or y += that (beta 1). */
 void  stsim_k_mask_scale (float *y, float beta, const float *x, const guint8 *keep, float s, gint64 n);
 void  stsim_dropout_keep (guint64 seed, guint64 step, guint32 op, gint64 start, gint64 n, float p, guint8 *keep);
+/* The tape's places as an arena copy (NULL when none), for an op's backward. */
+StsimRowPlace *stsim_tape_places_copy (StsimTape *tape);
 
 /* ---- batch norm over a batch split across processes (ops-norm.c) ------- */
 /* How the processes that each hold some rows of one batch share its

@@ -28,6 +28,8 @@ typedef struct {
   gint64  ldq, ldk, ldv;    /* row strides of q, k, v */
   gint64  qoff, koff, voff; /* column offsets into their tensors */
   gint64 *poff;             /* per sequence: offset of its P block (all heads) */
+  gint64 *kpoff, *kstride;  /* per sequence: where its dropout mask starts and its head stride
+                               in the single-process batch (tape places), or NULL: poff, R·Kn */
   gint64  max_p;            /* largest R·Kn */
   float  *P;                /* saved probabilities (pre-dropout) */
   float   p_drop;
@@ -144,6 +146,14 @@ softmax_backward_rows (float *dP, const float *P, gint64 R, gint64 Kn)
   }
 }
 
+/* The dropout mask of item (sequence @si, head @h): ps = R·Kn elements. */
+static inline void
+attention_keep (const AttnCtx *c, guint64 seed, gint64 si, gint64 h, gint64 ps, guint8 *keep)
+{
+  gint64 start = c->kpoff ? c->kpoff[si] + h * c->kstride[si] : c->poff[si] + h * ps;
+  stsim_dropout_keep (seed, c->step, c->op, start, ps, c->p_drop, keep);
+}
+
 /* Item @it = (sequence it / nh, head it % nh) of the backward pass, on thread @tid's scratch. */
 static inline void
 attention_backward_item (const AttnBackward *b, gint64 it, int tid)
@@ -163,7 +173,7 @@ attention_backward_item (const AttnBackward *b, gint64 it, int tid)
   const float *dC = b->dout + s->offset * H + h * dh;
   const float *Pused = P;
   if (c->p_drop > 0.0f) {
-    stsim_dropout_keep (b->seed, c->step, c->op, c->poff[it / nh] + h * ps, ps, c->p_drop, keep);
+    attention_keep (c, b->seed, it / nh, h, ps, keep);
     for (gint64 i = 0; i < ps; i++)
       Pd[i] = keep[i] ? P[i] * b->keep_scale : 0.0f;
     Pused = Pd;
@@ -259,6 +269,31 @@ attention_check (StsimTensor *tq, StsimTensor *tk, StsimTensor *tv, gboolean fus
   return TRUE;
 }
 
+/* With the tape's row places: each sequence's dropout key in the
+ * single-process batch (its rows·keys block per head starts there). FALSE
+ * (with a critical) unless the places are these sequences. A sequence's
+ * first R·Kn probabilities here are the first of its block there, as it
+ * only lacks pad query rows at the end. */
+static gboolean
+attention_place (StsimTape *tape, AttnCtx *c, const StsimSeq *seqs, gsize n_seqs)
+{
+  const StsimRowPlace *pl = tape->places;
+  c->kpoff = stsim_tape_alloc (tape, sizeof (gint64) * MAX (n_seqs, 1));
+  c->kstride = stsim_tape_alloc (tape, sizeof (gint64) * MAX (n_seqs, 1));
+  for (gsize i = 0; i < n_seqs; i++) {
+    gint64 R = seqs[i].rows, Kn = seq_keys (&seqs[i]);
+    if (tape->n_places != n_seqs || pl[i].local_row != seqs[i].offset || pl[i].rows != R
+        || (seqs[i].keys == 0 && pl[i].global_rows != R) || pl[i].global_rows < R) {
+      g_critical ("stsim_attention: the tape's %" G_GSIZE_FORMAT " row places are not these %" G_GSIZE_FORMAT
+                  " sequences (sequence %" G_GSIZE_FORMAT " differs)", tape->n_places, n_seqs, i);
+      return FALSE;
+    }
+    c->kpoff[i] = (gint64) c->n_heads * pl[i].global_pairs;
+    c->kstride[i] = pl[i].global_rows * Kn;
+  }
+  return TRUE;
+}
+
 /* The op's context on @tape: layout, P offsets (poff[n_seqs] = all of P), dropout key. */
 static AttnCtx *
 attention_ctx_new (StsimTape *tape, const StsimSeq *seqs, gsize n_seqs, int n_heads, gint64 H, gboolean fused,
@@ -288,6 +323,8 @@ attention_ctx_new (StsimTape *tape, const StsimSeq *seqs, gsize n_seqs, int n_he
   if (c->p_drop > 0.0f)
     c->op = tape->op_counter++;
   c->step = tape->step;
+  if (c->p_drop > 0.0f && tape->places && !attention_place (tape, c, seqs, n_seqs))
+    return NULL;
   return c;
 }
 
@@ -333,7 +370,7 @@ attention_forward_item (const AttnForward *f, gint64 it, int tid)
   if (c->p_drop > 0.0f) {
     float *Pd = f->pd_scratch + (gint64) tid * c->max_p;
     guint8 *keep = f->keepbuf + (gint64) tid * c->max_p;
-    stsim_dropout_keep (f->seed, c->step, c->op, c->poff[it / nh] + h * ps, ps, c->p_drop, keep);
+    attention_keep (c, f->seed, it / nh, h, ps, keep);
     for (gint64 i = 0; i < ps; i++)
       Pd[i] = keep[i] ? P[i] * f->keep_scale : 0.0f;
     Pused = Pd;
@@ -362,6 +399,8 @@ attention_impl (StsimTape *tape, StsimTensor *tq, StsimTensor *tk, StsimTensor *
   memset (out->data, 0, (gsize) (N * H) * sizeof (float));
 
   AttnCtx *c = attention_ctx_new (tape, seqs, n_seqs, n_heads, H, fused, p_drop);
+  if (!c)
+    return NULL;
   int nt = omp_get_max_threads ();
   /* With grad, P is kept for backward; without, each thread reuses a block. */
   c->P = stsim_tape_alloc (tape, (gsize) MAX (rg ? c->poff[n_seqs] : c->max_p * nt, 1) * sizeof (float));

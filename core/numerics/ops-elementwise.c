@@ -225,10 +225,44 @@ StsimTensor *stsim_log (StsimTape *tape, StsimTensor *x, float floor) { return u
 
 typedef struct {
   const guint8 *keep;  /* given mask (copied), or NULL: regenerate from the RNG */
+  const StsimRowPlace *places;  /* the tape's row places when drawn, or NULL */
+  gsize   n_places;
   guint64 step;
   guint32 op;
   float   p;
 } DropCtx;
+
+/* FALSE (with a critical) unless the places cover exactly the @rows rows of
+ * the tensor, in order and without gaps. */
+static gboolean
+places_cover (const StsimRowPlace *pl, gsize n_pl, gint64 rows)
+{
+  gint64 end = 0;
+  for (gsize i = 0; i < n_pl && end >= 0; i++)
+    end = pl[i].local_row == end && pl[i].rows >= 0 && pl[i].global_rows >= pl[i].rows ? end + pl[i].rows : -1;
+  if (end != rows) {
+    g_critical ("stsim_dropout: the tape's %" G_GSIZE_FORMAT " row places do not cover the tensor's %" G_GINT64_FORMAT
+                " rows in order (set them for this layout, or clear them)", n_pl, rows);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The mask of an [n / cols, cols] tensor: one process's draw, or with
+ * places each sequence's elements at their single-process offsets (one
+ * vectorised call per sequence). */
+static void
+dropout_draw (guint64 seed, const DropCtx *c, gint64 n, gint64 cols, guint8 *keep)
+{
+  if (!c->places) {
+    stsim_dropout_keep (seed, c->step, c->op, 0, n, c->p, keep);
+    return;
+  }
+  for (gsize i = 0; i < c->n_places; i++) {
+    const StsimRowPlace *pl = &c->places[i];
+    stsim_dropout_keep (seed, c->step, c->op, pl->global_row * cols, pl->rows * cols, c->p, keep + pl->local_row * cols);
+  }
+}
 
 static void
 dropout_backward (StsimTape *tape, StsimNode *node)
@@ -239,7 +273,7 @@ dropout_backward (StsimTape *tape, StsimNode *node)
   const guint8 *keep = c->keep;
   if (!keep) {
     guint8 *k = stsim_tape_alloc (tape, (gsize) MAX (n, 1));
-    stsim_dropout_keep (tape->seed, c->step, c->op, 0, n, c->p, k);
+    dropout_draw (tape->seed, c, n, n / MAX (stsim_tensor_rows (x), 1), k);
     keep = k;
   }
   float s = 1.0f / (1.0f - c->p), beta;
@@ -259,9 +293,12 @@ dropout_impl (StsimTape *tape, StsimTensor *x, const guint8 *given, float p)
   }
   if (p == 0.0f || (!given && !tape->training))
     return x;
-  gint64 n = x->numel;
+  gint64 n = x->numel, rows = stsim_tensor_rows (x);
+  if (!given && tape->places && !places_cover (tape->places, tape->n_places, rows))
+    return NULL;
   gboolean rg = stsim_tape_wants_grad (tape, x, NULL, NULL);
   DropCtx *c = stsim_tape_alloc (tape, sizeof (DropCtx));
+  memset (c, 0, sizeof *c);
   c->p = p;
   c->step = tape->step;
   guint8 *keep;
@@ -271,8 +308,10 @@ dropout_impl (StsimTape *tape, StsimTensor *x, const guint8 *given, float p)
     c->keep = keep;
   } else {
     c->op = tape->op_counter++;
+    c->places = stsim_tape_places_copy (tape);
+    c->n_places = c->places ? tape->n_places : 0;
     keep = stsim_tape_alloc (tape, (gsize) MAX (n, 1));
-    stsim_dropout_keep (tape->seed, c->step, c->op, 0, n, p, keep);
+    dropout_draw (tape->seed, c, n, n / MAX (rows, 1), keep);
     c->keep = keep;   /* n bytes: cheaper to keep than to regenerate */
   }
   StsimTensor *y = stsim_tape_out_like (tape, x, rg);

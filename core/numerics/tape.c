@@ -19,6 +19,7 @@ stsim_tape_free (StsimTape *tape)
   if (!tape)
     return;
   stsim_arena_free (tape->arena);
+  g_free (tape->places);
   g_free (tape);
 }
 
@@ -40,6 +41,27 @@ stsim_tape_set_step (StsimTape *tape, guint64 step)
   g_return_if_fail (tape != NULL);
   tape->step = step;
   tape->op_counter = 0;
+}
+
+void
+stsim_tape_set_places (StsimTape *tape, const StsimRowPlace *places, gsize n)
+{
+  g_return_if_fail (tape != NULL && (places != NULL || n == 0));
+  g_clear_pointer (&tape->places, g_free);
+  tape->n_places = places ? n : 0;
+  if (tape->n_places)
+    tape->places = g_memdup2 (places, n * sizeof *places);
+}
+
+StsimRowPlace *
+stsim_tape_places_copy (StsimTape *tape)
+{
+  if (!tape->places)
+    return NULL;
+  gsize bytes = tape->n_places * sizeof (StsimRowPlace);
+  StsimRowPlace *copy = stsim_tape_alloc (tape, bytes);
+  memcpy (copy, tape->places, bytes);
+  return copy;
 }
 
 guint64 stsim_tape_get_step (const StsimTape *tape) { return tape->step; }

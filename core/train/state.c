@@ -8,7 +8,8 @@
  * best score and step, skipped-step counts, and each store's view names
  * and sizes, checked on load so that a state never silently lands in a
  * network with another shape, and the number of ranks of a data-parallel
- * run (the shards, hence the run, depend on it). RNG streams need no saving: dropout, masking
+ * run (told on resume; the run itself does not depend on it, see
+ * docs/distributed.md). RNG streams need no saving: dropout, masking
  * and shuffling are counter-based functions of (seed, step / epoch). */
 #include "train/trainer-private.h"
 #include "train/dist.h"
@@ -233,6 +234,11 @@ check_fingerprint (StsimTrainer *tr, StsimSafetensors *r, const char *path, GErr
   }
   g_autoptr(StsimRunFingerprint) saved = stsim_run_fingerprint_from_json (json, path, error);
   g_auto(GStrv) changed = NULL;
+  /* Another rank count continues the same run: dropout, masking and
+   * sampling are keyed by the rows' places in the whole batch. */
+  const char *ranks = stsim_run_fingerprint_get (tr->fingerprint, "run:ranks");
+  if (saved && ranks && stsim_run_fingerprint_get (saved, "run:ranks"))
+    stsim_run_fingerprint_set (saved, "run:ranks", ranks);
   if (!saved || !stsim_run_fingerprint_compare (saved, tr->fingerprint, allowed, path, &changed, error))
     return FALSE;
   for (guint i = 0; changed && changed[i] && !tr->options.quiet; i++)
@@ -309,17 +315,12 @@ stsim_trainer_load_state (StsimTrainer *tr, GError **error)
     return FALSE;
   }
   JsonObject *o = json_node_get_object (json_parser_get_root (parser));
-  /* The rank count first, with its specific hint (mpirun -np N); states
-   * from before data-parallel runs have no world_size: one rank. */
+  /* States from before data-parallel runs have no world_size: one rank.
+   * Another count continues the run (docs/distributed.md). */
   gint64 world = json_object_get_int_member_with_default (o, "world_size", 1);
-  if (world != tr->world) {
-    g_set_error (error, STSIM_ERROR, STSIM_ERROR_CHECKPOINT,
-                 "%s: the state was written by a run on %" G_GINT64_FORMAT " rank(s), this run has %d: the batch "
-                 "shards (and so the run) depend on the number of ranks; resume with %s%" G_GINT64_FORMAT
-                 " or start a new [run] output", path, world, tr->world, world > 1 ? "mpirun -np " : "one process, not ",
-                 world > 1 ? world : tr->world);
-    return FALSE;
-  }
+  if (world != tr->world && !tr->options.quiet)
+    g_printerr ("resuming a run of %" G_GINT64_FORMAT " rank(s) on %d: the same run, up to the summation order of "
+                "the gradient all-reduce\n", world, tr->world);
   /* Then the fingerprint: a changed run is told as such, key by key. */
   if (!check_fingerprint (tr, r, path, error) || !load_position (tr, o, path, error))
     return FALSE;

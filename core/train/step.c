@@ -169,6 +169,15 @@ stsim_train_step_get_output (StsimTrainStep *step, GError **error)
   g_return_val_if_fail (step != NULL, NULL);
   if (!step->have_output) {
     StsimForwardOptions fo = { .packed = step->engine->packed };
+    if (step_is_sharded (step)) {
+      /* Every row draws the dropout masks one process draws for it. */
+      gsize n = step->local_batch.n;
+      gsize *rows = stsim_arena_alloc (stsim_tape_get_arena (step->engine->tape), MAX (n, 1) * sizeof (gsize));
+      for (gsize i = 0; i < n; i++)
+        rows[i] = stsim_train_step_local_row (step, i);
+      fo.whole = &step->batch;
+      fo.whole_rows = rows;
+    }
     if (!stsim_model_forward (step->engine->model, step->engine->tape, stsim_train_step_get_local_batch (step), &fo,
                               &step->output, error))
       return NULL;

@@ -16,7 +16,9 @@
  *   NULL, and every op returns NULL when given NULL, so a loss built from a
  *   chain of ops can be checked once at the end.
  * - Dropout masks come from Philox4x32-10 keyed by (seed, step, op index,
- *   element): identical for a given seed whatever the thread count.
+ *   element): identical for a given seed whatever the thread count. With
+ *   row places (stsim_tape_set_places) the element is the one the rows have
+ *   in the single-process batch, so N ranks draw one process's masks.
  *
  * Shape legend: N rows (tokens or sentences), C/D/H columns, S sequences,
  * nh heads, dh = H/nh, L padded length, V vocabulary.
@@ -112,6 +114,29 @@ typedef struct {
   gint32 rows;
   gint32 keys;
 } StsimSeq;
+
+/* ---- place in the single-process batch (data-parallel training) ------- */
+/* Where one sequence of this process's rows sits in the layout that one
+ * process would run for the whole batch (docs/distributed.md): its rows
+ * [local_row, local_row + rows) here are rows [global_row, global_row + rows)
+ * there, and its attention probabilities (global_rows × keys per head, heads
+ * one after the other) follow those of the sequences before it, which hold
+ * global_pairs = Σ rows·keys per head. Dropout keyed by these offsets draws
+ * for a sequence the mask one process draws for it, on any number of ranks. */
+typedef struct {
+  gint64 local_row;
+  gint64 rows;
+  gint64 global_row;
+  gint64 global_rows;   /* >= rows: a padded layout pads to the whole batch's width */
+  gint64 global_pairs;
+} StsimRowPlace;
+
+/* Keys the tape's dropout and attention dropout by @places (@n sequences in
+ * row order, copied) until called again; NULL (or n = 0) returns to the
+ * default, the tensor's own element positions. Dropout then needs a tensor
+ * whose rows are exactly the places' rows, attention the same sequences. */
+STSIM_API
+void         stsim_tape_set_places (StsimTape *tape, const StsimRowPlace *places, gsize n);
 
 /* ---- linear algebra ---------------------------------------------------- */
 typedef enum {

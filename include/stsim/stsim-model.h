@@ -153,6 +153,12 @@ typedef struct {
                            FALSE: B*width rows like HF's padded batch (pad rows computed) */
   StsimTensor *row0;    /* optional [B, H]: replaces every sequence's position-0 row after
                            the embedding LayerNorm and dropout (DiffCSE's conditioning) */
+  /* Data-parallel training: the batch is some rows of @whole, the batch one
+   * process runs (same layout options), with batch row b being row
+   * whole_rows[b] (increasing); dropout then draws for every row the masks
+   * one process draws for it (stsim_tape_set_places). NULL: the batch is whole. */
+  const StsimTokenBatch *whole;
+  const gsize           *whole_rows;
 } StsimForwardOptions;
 
 typedef struct {

@@ -6,7 +6,8 @@
  * whole state is three integers that a checkpoint saves and restores.
  * Key = the 64-bit seed; counter words = (c0, c1, c2, stream): a sequential
  * generator uses (c0, c1) as a 64-bit position, dropout uses
- * (element / 4, op index, step) with the DROPOUT stream.
+ * (element / 4, op index, step) with the DROPOUT stream, the element being
+ * its place in the single-process batch (stsim_tape_set_places).
  *
  *   StsimRng rng;
  *   stsim_rng_init (&rng, 42, STSIM_RNG_STREAM_SHUFFLE);

@@ -170,8 +170,11 @@ const char             *stsim_train_step_get_objective_label (StsimTrainStep *st
  * An objective that runs its own forward (mlm, diff-predict) must instead
  * run it on this rank's rows only and normalise with GLOBAL counts
  * (stsim_train_step_sum_over_ranks), so that the ranks' losses add up to the
- * single-process loss, and say so with stsim_train_step_set_loss_local. With
- * one process everything below is the identity (shard = whole batch). */
+ * single-process loss, and say so with stsim_train_step_set_loss_local; its
+ * forward passes the whole batch and this rank's rows of it
+ * (StsimForwardOptions.whole, whole_rows), so that its dropout draws the
+ * single-process masks, as get_output's does. With one process everything
+ * below is the identity (shard = whole batch). */
 STSIM_API
 guint                   stsim_train_step_get_n_ranks   (StsimTrainStep *step);
 STSIM_API

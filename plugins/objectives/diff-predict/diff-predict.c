@@ -111,6 +111,8 @@ typedef struct {
   gsize           n_masked;
   StsimTokenBatch local;        /* several ranks: this rank's rows of the batch ... */
   gint32         *local_masked; /* ... and of masked_ids */
+  const StsimTokenBatch *whole; /* several ranks: the step's whole batch, of which local's row i is */
+  gsize          *whole_rows;   /* row whole_rows[i] (keys the dropout of both forwards) */
 } DiffStep;
 
 /* Counts of one step's rows, summed over the ranks for the logs. */
@@ -134,6 +136,7 @@ diff_step_free (gpointer p)
   g_free (s->local.mask);
   g_free (s->local.lengths);
   g_free (s->local_masked);
+  g_free (s->whole_rows);
   g_free (s);
 }
 
@@ -443,7 +446,7 @@ diff_predict_generate_rows (DiffPredict *d, const StsimTokenBatch *src, const gi
   const guint64 base = stsim_rng_tell (rng);
   StsimTape *gt = diff_predict_generator_tape (d, seed, step_index);
   StsimTokenBatch in = { .n = n, .width = W, .ids = (gint32 *) masked, .mask = src->mask, .lengths = src->lengths };
-  StsimForwardOptions fo = { .packed = TRUE };
+  StsimForwardOptions fo = { .packed = TRUE, .whole = s->whole, .whole_rows = s->whole_rows };
   StsimModelOutput out;
   if (!stsim_model_forward (d->generator, gt, &in, &fo, &out, error)) {
     g_prefix_error (error, "diff-predict: generator forward: ");
@@ -523,7 +526,7 @@ diff_predict_rtd (DiffPredict *d, StsimTape *tape, DiffStep *s, StsimTensor *con
     return NULL;
   }
   /* Padded layout when pads count: their hidden states are part of the loss. */
-  StsimForwardOptions fo = { .packed = d->pads_exclude, .row0 = cond };
+  StsimForwardOptions fo = { .packed = d->pads_exclude, .row0 = cond, .whole = s->whole, .whole_rows = s->whole_rows };
   StsimModelOutput out;
   if (!stsim_model_forward (d->discriminator, tape, &s->disc, &fo, &out, error)) {
     g_prefix_error (error, "diff-predict: discriminator forward: ");
@@ -651,9 +654,13 @@ diff_loss_sharded (DiffPredict *d, StsimTrainStep *step, StsimRng *rng, DiffStep
   lb->mask = g_new (gint32, MAX (n * W, 1));
   lb->lengths = g_new (gint32, MAX (n, 1));
   s->local_masked = g_new (gint32, MAX (n * W, 1));
+  /* Generator and discriminator draw one process's dropout for these rows. */
+  s->whole = src;
+  s->whole_rows = g_new (gsize, MAX (n, 1));
   for (gsize i = 0; i < n; i++) {
     gsize g = stsim_train_step_local_row (step, i);
     rows[i] = (gint32) g;
+    s->whole_rows[i] = g;
     draw_at[i] = prefix[g];
     memcpy (lb->ids + i * W, src->ids + g * W, W * sizeof (gint32));
     memcpy (lb->mask + i * W, src->mask + g * W, W * sizeof (gint32));

@@ -169,7 +169,8 @@ mlm_loss_sharded (Masked *mk, StsimTrainStep *step, StsimModel *model, gsize n_s
                                           ? stsim_train_step_get_objective_label (step) : "");
   stsim_train_step_set_data (step, key, lb, (GDestroyNotify) masked_batch_free);
 
-  StsimForwardOptions fo = { .packed = TRUE };
+  /* Dropout as one process draws it for these rows of the masked batch. */
+  StsimForwardOptions fo = { .packed = TRUE, .whole = &mk->batch, .whole_rows = mine };
   StsimModelOutput out;
   if (!stsim_model_forward (model, tape, lb, &fo, &out, error))
     return FALSE;
