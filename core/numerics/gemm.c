@@ -50,15 +50,23 @@ gemm_chunk (gboolean ta, gboolean tb, gint64 r0, gint64 r1, gint64 N, gint64 K, 
                (int) (r1 - r0), (int) N, (int) K, alpha, a, (int) lda, B, (int) ldb, beta, C + r0 * ldc, (int) ldc);
 }
 
+gint64
+stsim_k_sgemm_plan (gint64 M, gint64 N, gint64 K, gint64 *rows)
+{
+  gint64 nc = gemm_n_chunks (M, N, K);
+  gint64 r = (M + nc - 1) / nc;
+  *rows = (r + GEMM_ROW_ALIGN - 1) / GEMM_ROW_ALIGN * GEMM_ROW_ALIGN;
+  return nc;
+}
+
 void
 stsim_k_sgemm (gboolean ta, gboolean tb, gint64 M, gint64 N, gint64 K, float alpha, const float *A, gint64 lda,
                const float *B, gint64 ldb, float beta, float *C, gint64 ldc)
 {
   if (M <= 0 || N <= 0)
     return;
-  gint64 nc = gemm_n_chunks (M, N, K);
-  gint64 rows = (M + nc - 1) / nc;
-  rows = (rows + GEMM_ROW_ALIGN - 1) / GEMM_ROW_ALIGN * GEMM_ROW_ALIGN;
+  gint64 rows;
+  gint64 nc = stsim_k_sgemm_plan (M, N, K, &rows);
   int nt = omp_get_max_threads ();
   if (omp_in_parallel () || nt <= 1) {
     for (gint64 c = 0; c < nc; c++)

@@ -87,6 +87,9 @@ static inline gboolean stsim_needs_grad (const StsimTensor *t) { return t && (t-
  * thread count, whatever kernel OpenBLAS picks. */
 void  stsim_k_sgemm (gboolean ta, gboolean tb, gint64 M, gint64 N, gint64 K, float alpha, const float *A, gint64 lda,
                      const float *B, gint64 ldb, float beta, float *C, gint64 ldc);
+/* The row chunks stsim_k_sgemm cuts an M×N×K product into (from the shape
+ * alone): returns their count; *rows = rows per chunk (the last may have fewer). */
+gint64 stsim_k_sgemm_plan (gint64 M, gint64 N, gint64 K, gint64 *rows);
 
 /* Parallel when there is enough work: elements per thread below this stay serial. */
 #define STSIM_PAR_MIN 32768
