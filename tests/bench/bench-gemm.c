@@ -17,6 +17,9 @@
  *          where the call's rows start, so this is for comparison only);
  *   pack   (1 thread) a 16-row call: re-packing op(B) plus 16 rows of work,
  *          the price of every extra chunk;
+ *   c2     gemm.c's plan with at most 2 chunks instead of 4 (still from
+ *          the shape alone, so thread-count independent; other bits than
+ *          stsim under the Haswell kernel for the same reason as split);
  *   kblk   (dW only) the token rows cut into fixed blocks of at least 1024,
  *          one [O, In] partial product per block summed in block order:
  *          thread-count independent but other bits than stsim.
@@ -32,7 +35,7 @@
 #include "numerics/numerics-private.h"
 
 enum { P_FWD, P_DX, P_DW, N_PATHS };
-enum { V_RAW, V_STSIM, V_SPLIT, V_PACK, V_KBLK, N_VARIANTS };
+enum { V_RAW, V_STSIM, V_SPLIT, V_PACK, V_KBLK, V_C2, N_VARIANTS };
 static const char *path_names[N_PATHS] = { "fwd NT", "dx NN", "dW TN" };
 
 typedef struct {
@@ -100,6 +103,19 @@ split_call (const Gemm *g, int threads)
       raw_call (g, c * rows, MIN (g->M, (c + 1) * rows), g->C, g->beta);
 }
 
+/* gemm.c's plan (at least 128 rows and 2^20 multiply-adds per chunk, 16-row
+ * aligned) capped at 2 chunks, run like stsim_k_sgemm runs its chunks. */
+static void
+c2_call (const Gemm *g, int threads)
+{
+  double work = (double) g->M * (double) g->N * (double) g->K;
+  gint64 nc = g->M >= 256 && work >= (double) (1 << 21) ? 2 : 1;
+  gint64 rows = ((g->M + nc - 1) / nc + 15) / 16 * 16;
+#pragma omp parallel for schedule(static) num_threads(MAX (2, threads)) if (threads > 1)
+  for (gint64 c = 0; c < nc; c++)
+    raw_call (g, c * rows, MIN (g->M, (c + 1) * rows), g->C, g->beta);
+}
+
 /* dW with the reduction over token rows cut into fixed blocks (>= 1024 rows,
  * at most 4): partial [M, N] products, then summed in block order. */
 static void
@@ -129,6 +145,7 @@ time_variant (const Gemm *g, int v, int threads, float *part, double *cpu)
   case V_SPLIT: split_call (g, threads); break;
   case V_PACK:  raw_call (g, 0, MIN (16, g->M), g->C, g->beta); break;
   case V_KBLK:  kblk_call (g, part); break;
+  case V_C2:    c2_call (g, threads); break;
   default: break;
   }
   double t = now () - t0;
@@ -218,7 +235,7 @@ fill (float *v, gint64 n, guint32 mul)
 
 /* Sums over a config's layers: [0] wall, [1] CPU seconds. */
 typedef struct {
-  double raw[2], stsim[2], split[2], kblk_raw[2], kblk[2], repack;
+  double raw[2], stsim[2], split[2], c2[2], kblk_raw[2], kblk[2], repack;
 } Sums;
 
 static void
@@ -228,6 +245,7 @@ sums_add (Sums *s, const Sums *a)
     s->raw[k] += a->raw[k];
     s->stsim[k] += a->stsim[k];
     s->split[k] += a->split[k];
+    s->c2[k] += a->c2[k];
     s->kblk_raw[k] += a->kblk_raw[k];
     s->kblk[k] += a->kblk[k];
   }
@@ -241,6 +259,7 @@ print_effs (const Sums *s)
   printf (" %8.3f %8.3f %5.1f%% %5.1f%% %8.3f %5.1f%% %5.1f%%", s->raw[0] * 1e3, s->stsim[0] * 1e3,
           100.0 * s->raw[0] / s->stsim[0], 100.0 * s->raw[1] / s->stsim[1], s->split[0] * 1e3,
           100.0 * s->raw[0] / s->split[0], 100.0 * s->raw[1] / s->split[1]);
+  printf (" %8.3f %5.1f%% %5.1f%%", s->c2[0] * 1e3, 100.0 * s->raw[0] / s->c2[0], 100.0 * s->raw[1] / s->c2[1]);
   if (s->repack > 0)
     printf ("  repack %6.3f = %4.1f%%", s->repack * 1e3, 100.0 * s->repack / s->stsim[1]);
   if (s->kblk[0] > 0)
@@ -257,7 +276,7 @@ print_row (const char *cfg, const Layer *l, const Gemm *g, int path, int threads
   gint64 rows;
   gint64 nc = stsim_k_sgemm_plan (g->M, g->N, g->K, &rows);
   Sums a = { { c->t[V_RAW], c->u[V_RAW] }, { c->t[V_STSIM], c->u[V_STSIM] }, { c->t[V_SPLIT], c->u[V_SPLIT] },
-             { 0, 0 }, { 0, 0 }, 0 };
+             { c->t[V_C2], c->u[V_C2] }, { 0, 0 }, { 0, 0 }, 0 };
   if (threads == 1)
     a.repack = (nc - 1) * MAX (0.0, c->u[V_PACK] - c->u[V_RAW] * 16.0 / (double) g->M);
   if (path == P_DW) {
@@ -267,9 +286,10 @@ print_row (const char *cfg, const Layer *l, const Gemm *g, int path, int threads
   printf ("%-4s %-6s %-6s %d %2" G_GINT64_FORMAT, cfg, l->name, path_names[path], threads, nc);
   print_effs (&a);
   if (csv)
-    fprintf (csv, "%s,%s,%s,%d,%" G_GINT64_FORMAT ",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n", cfg, l->name,
-             path_names[path], threads, nc, a.raw[0] * 1e3, a.stsim[0] * 1e3, a.split[0] * 1e3, a.kblk[0] * 1e3,
-             a.raw[1] * 1e3, a.stsim[1] * 1e3, a.split[1] * 1e3, a.kblk[1] * 1e3, a.repack * 1e3);
+    fprintf (csv, "%s,%s,%s,%d,%" G_GINT64_FORMAT ",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n", cfg,
+             l->name, path_names[path], threads, nc, a.raw[0] * 1e3, a.stsim[0] * 1e3, a.split[0] * 1e3,
+             a.c2[0] * 1e3, a.kblk[0] * 1e3, a.raw[1] * 1e3, a.stsim[1] * 1e3, a.split[1] * 1e3, a.c2[1] * 1e3,
+             a.kblk[1] * 1e3, a.repack * 1e3);
   sums_add (s, &a);
 }
 
@@ -310,8 +330,8 @@ bench_config (const char *cfg, gint64 rows, GStrv threads)
     int th = atoi (threads[ti]);
     stsim_set_threads (th);
     printf ("\n%s, %" G_GINT64_FORMAT " token rows, %d thread(s), median of %d; times in ms, eff = raw / variant\n"
-            "                         ---------- wall ---------- cpu  ---- wall ----  cpu\n"
-            "cfg  layer  path   t  c      raw    stsim   eff   eff    split   eff   eff\n", cfg, rows, th, reps);
+            "                         ---------- wall ---------- cpu  ---- wall ----  cpu  ---- wall ----  cpu\n"
+            "cfg  layer  path   t  c      raw    stsim   eff   eff    split   eff   eff       c2   eff   eff\n", cfg, rows, th, reps);
     Sums sp[N_PATHS] = { { { 0 } } };
     double epi[2] = { 0, 0 };
     for (int li = 0; li < 4; li++) {
@@ -381,8 +401,8 @@ main (int argc, char **argv)
     return 1;
   }
   if (csv)
-    fprintf (csv, "config,layer,path,threads,chunks,raw_ms,stsim_ms,split_ms,kblk_ms,"
-             "raw_cpu_ms,stsim_cpu_ms,split_cpu_ms,kblk_cpu_ms,repack_cpu_ms\n");
+    fprintf (csv, "config,layer,path,threads,chunks,raw_ms,stsim_ms,split_ms,c2_ms,kblk_ms,"
+             "raw_cpu_ms,stsim_cpu_ms,split_cpu_ms,c2_cpu_ms,kblk_cpu_ms,repack_cpu_ms\n");
   for (int i = 0; cl[i]; i++)
     bench_config (cl[i], rows, tl);
   if (csv)
