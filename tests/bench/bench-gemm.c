@@ -27,7 +27,9 @@
  * activation backward + bias-gradient column sums) for their share.
  *
  * The machine is shared: the variants run interleaved in one process, in
- * alternating order, and the figure is the median of R repetitions. */
+ * alternating order, and each figure is the median of R repetitions, in
+ * wall and in process CPU time (the steadier one when other jobs share the
+ * cores; at 2 threads it also hides time a thread waits). */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
