@@ -29,6 +29,7 @@ struct _StsimTape {
   guint32     op_counter;    /* random ops of this step so far: keys dropout */
   gboolean    grad_enabled;
   gboolean    training;
+  gboolean    keep_grads;    /* keep op outputs' gradients until reset */
 };
 
 /* grad_state values of a root tensor */
