@@ -83,6 +83,26 @@ layer_forward (StsimModel *m, StsimTape *tape, int l, StsimTensor *x, const Stsi
   return stsim_add_layer_norm (tape, f, h1, L->ln2_g, L->ln2_b, eps);
 }
 
+/* Without grad nothing a layer allocates is read after it but its output:
+ * the layer's scratch is rewound, so a frozen teacher or generator holds one
+ * layer's activations at a time instead of all of them. */
+static StsimTensor *
+layer_forward_nograd (StsimModel *m, StsimTape *tape, int l, StsimTensor *x, const StsimSeq *seqs, gsize n_seqs)
+{
+  StsimArena *arena = stsim_tape_get_arena (tape);
+  StsimArenaMark mark = stsim_arena_mark (arena);
+  StsimTensor *y = layer_forward (m, tape, l, x, seqs, n_seqs);
+  if (!y)
+    return NULL;
+  /* Released chunks are unmapped: the output goes through the heap. */
+  g_autofree float *keep = g_memdup2 (y->data, (gsize) y->numel * sizeof (float));
+  int ndim = y->ndim;
+  gint64 shape[STSIM_TENSOR_MAX_DIMS];
+  memcpy (shape, y->shape, sizeof shape);
+  stsim_arena_release (arena, &mark);
+  return stsim_tensor_from_data (tape, ndim, shape, keep);
+}
+
 static gboolean
 check_ids (StsimModel *m, const gint32 *ids, gint64 n, const char *what, gsize row, GError **error)
 {
@@ -168,7 +188,8 @@ forward_layers (StsimModel *model, StsimTape *tape, const gint32 *ids, const gin
   StsimTensor **hidden = stsim_arena_alloc0 (arena, (gsize) (c->num_layers + 1) * sizeof (StsimTensor *));
   hidden[0] = x;
   for (int l = 0; l < c->num_layers && x != NULL; l++)
-    hidden[l + 1] = x = layer_forward (model, tape, l, x, seqs, B);
+    hidden[l + 1] = x = stsim_tape_get_grad_enabled (tape) ? layer_forward (model, tape, l, x, seqs, B)
+                                                           : layer_forward_nograd (model, tape, l, x, seqs, B);
   return x ? hidden : NULL;
 }
 

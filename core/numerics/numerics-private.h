@@ -46,6 +46,7 @@ struct _StsimTape {
   gboolean    grad_enabled;
   gboolean    training;
   const StsimBackwardHook *hook;   /* or NULL */
+  gboolean    keep_grads;    /* keep op outputs' gradients until reset */
 };
 
 /* grad_state values of a root tensor */

@@ -71,6 +71,7 @@ gboolean stsim_tape_get_grad_enabled (const StsimTape *tape) { return tape->grad
 void stsim_tape_set_training (StsimTape *tape, gboolean training) { tape->training = training; }
 gboolean stsim_tape_get_training (const StsimTape *tape) { return tape->training; }
 gsize stsim_tape_get_n_nodes (const StsimTape *tape) { return tape->n_nodes; }
+void stsim_tape_set_keep_grads (StsimTape *tape, gboolean keep) { tape->keep_grads = keep; }
 
 void stsim_tape_set_backward_hook (StsimTape *tape, const StsimBackwardHook *hook) { tape->hook = hook; }
 StsimNode *stsim_tape_get_last (StsimTape *tape) { return tape->last; }
@@ -283,7 +284,8 @@ stsim_grad_acquire (StsimTape *tape, StsimTensor *t, float *beta)
     return t->grad;
   }
   if (!root->grad) {
-    root->grad = stsim_arena_alloc (tape->arena, (gsize) root->numel * sizeof (float));
+    /* Pool memory: freed as soon as the producer's backward has run. */
+    root->grad = stsim_arena_pool_alloc (tape->arena, (gsize) root->numel * sizeof (float));
     if (t->numel == root->numel) {
       *beta = 0.0f;   /* the caller writes all of it */
     } else {
@@ -313,6 +315,21 @@ tensor_has_grad (StsimTensor *t)
 {
   StsimTensor *root = t->base ? t->base : t;
   return root->grad != NULL && !(root->flags & STSIM_TENSOR_PARAM);
+}
+
+/* After @n's backward: its scratch goes (everything it took from the bump
+ * arena since @mark: gradients come from the pool) and, unless the tape keeps
+ * gradients, so does the gradient of its output, which no later node reads. */
+static void
+node_done (StsimTape *tape, StsimNode *n, const StsimArenaMark *mark)
+{
+  stsim_arena_release (tape->arena, mark);
+  if (tape->keep_grads)
+    return;
+  StsimTensor *out = n->out;
+  stsim_arena_pool_free (tape->arena, out->grad);
+  out->grad = NULL;
+  out->grad_state = STSIM_GRAD_NONE;
 }
 
 gboolean
@@ -362,7 +379,9 @@ stsim_tape_backward (StsimTape *tape, StsimTensor *out, const float *dout, GErro
      * the loss. */
     if (tensor_has_grad (n->out)) {
       STSIM_PROF_BEGIN (t0);
+      StsimArenaMark mark = stsim_arena_mark (tape->arena);
       n->backward (tape, n);
+      node_done (tape, n, &mark);
       if (stsim_profile_on) {
         /* Interned once per op name; only when profiling. */
         g_autofree char *key = g_strconcat (n->name, ".bwd", NULL);

@@ -74,9 +74,16 @@ STSIM_API
 gboolean    stsim_tape_get_training (const StsimTape *tape);
 STSIM_API
 gsize       stsim_tape_get_n_nodes (const StsimTape *tape);
+/* By default the backward frees an op output's gradient as soon as the op's
+ * own backward has run (nothing reads it later), as PyTorch does for
+ * non-leaf tensors; leaves and parameters keep theirs. TRUE keeps every
+ * gradient until the reset (tests that read intermediate gradients). */
+STSIM_API
+void        stsim_tape_set_keep_grads (StsimTape *tape, gboolean keep);
 
 /* Backpropagates from @out. @dout NULL means a seed of 1.0 (out must then
  * have one element); otherwise @dout holds dLoss/dOut (out->numel floats).
+ * Each node's scratch memory is released once its backward has run.
  * Fails if @out does not depend on anything that requires grad, or if a
  * gradient becomes NaN/Inf (STSIM_ERROR_NUMERIC naming the op). */
 STSIM_API

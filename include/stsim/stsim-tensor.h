@@ -85,13 +85,34 @@ STSIM_API
 gpointer    stsim_arena_alloc (StsimArena *arena, gsize bytes);
 STSIM_API
 gpointer    stsim_arena_alloc0 (StsimArena *arena, gsize bytes);
-/* Forgets every allocation; grows the block first when the step overflowed. */
+/* Forgets every allocation; grows the block first when the step overflowed.
+ * Pool blocks are kept for the next step, except those this step did not use. */
 STSIM_API
 void        stsim_arena_reset (StsimArena *arena);
+/* A point to rewind to: stsim_arena_release() forgets every bump allocation
+ * made after stsim_arena_mark() (marks nest like a stack; pool blocks are
+ * not affected). For scratch memory whose lifetime ends before the step's. */
+typedef struct {
+  gsize offset, chunk_bytes;
+  guint n_chunks;
+} StsimArenaMark;
 STSIM_API
-gsize       stsim_arena_get_used       (const StsimArena *arena);  /* bytes in use now */
+StsimArenaMark stsim_arena_mark (const StsimArena *arena);
+STSIM_API
+void        stsim_arena_release (StsimArena *arena, const StsimArenaMark *mark);
+/* Pool: 64-byte aligned blocks freed one by one, in any order, for memory
+ * that dies in the middle of a step (activation gradients). Freed blocks are
+ * reused by later requests of about the same size (at most 1/8 larger). */
+STSIM_API
+gpointer    stsim_arena_pool_alloc (StsimArena *arena, gsize bytes);
+STSIM_API
+void        stsim_arena_pool_free  (StsimArena *arena, gpointer p);
+STSIM_API
+gsize       stsim_arena_get_used       (const StsimArena *arena);  /* bytes in use now (bump + live pool blocks) */
 STSIM_API
 gsize       stsim_arena_get_high_water (const StsimArena *arena);  /* max bytes in use over its life */
+STSIM_API
+gsize       stsim_arena_get_pool_held  (const StsimArena *arena);  /* bytes of pool blocks, live or free */
 STSIM_API
 gsize       stsim_arena_get_capacity   (const StsimArena *arena);  /* bytes of the main block */
 /* How many times the arena called malloc (block growth and overflow chunks);

@@ -572,6 +572,46 @@ encode_by_forward (StsimModel *m, StsimPooler pooler, int max_len)
   return r;
 }
 
+/* A forward with grad off rewinds each layer's scratch: the same hidden
+ * states bit for bit as a recorded forward (dropout off), with far less of
+ * the arena. */
+static void
+test_forward_nograd_memory (void)
+{
+  g_autoptr(StsimModel) m = load_fixture ("bert-tiny", STSIM_MODEL_POOLER);
+  const StsimModelConfig *c = stsim_model_get_config (m);
+  StsimTokenBatch batch;
+  g_autoptr(GError) error = NULL;
+  g_assert_true (stsim_tokenizer_encode_batch (stsim_model_get_tokenizer (m), sentences, G_N_ELEMENTS (sentences), 0,
+                                               &batch, &error));
+  StsimModelOutput out[2];
+  g_autoptr(StsimTape) grad_tape = stsim_tape_new (1, 0);
+  g_autoptr(StsimTape) plain_tape = stsim_tape_new (1, 0);
+  StsimTape *tapes[2] = { grad_tape, plain_tape };
+  StsimForwardOptions opt = { .packed = TRUE };
+  for (int k = 0; k < 2; k++) {
+    stsim_tape_set_training (tapes[k], FALSE);
+    stsim_tape_set_grad_enabled (tapes[k], k == 0);
+    g_assert_true (stsim_model_forward (m, tapes[k], &batch, &opt, &out[k], &error));
+    g_assert_no_error (error);
+  }
+  g_assert_cmpint (c->num_layers, >=, 2);
+  gsize hidden_bytes = 0;
+  for (int l = 0; l <= c->num_layers; l++) {
+    gint64 n = out[0].hidden[l]->numel;
+    g_assert_cmpint (out[1].hidden[l]->numel, ==, n);
+    g_assert_cmpmem (out[0].hidden[l]->data, n * 4, out[1].hidden[l]->data, n * 4);
+    hidden_bytes += (gsize) n * 4;
+  }
+  gsize hw[2] = { stsim_arena_get_high_water (stsim_tape_get_arena (grad_tape)),
+                  stsim_arena_get_high_water (stsim_tape_get_arena (plain_tape)) };
+  /* without grad: the hidden states and about one layer's scratch on top */
+  g_assert_cmpuint (hw[1] - hidden_bytes, <, (hw[0] - hidden_bytes) * 2 / c->num_layers);
+  g_test_message ("%d layers: arena high water %" G_GSIZE_FORMAT " bytes recorded, %" G_GSIZE_FORMAT
+                  " without grad (hidden states %" G_GSIZE_FORMAT ")", c->num_layers, hw[0], hw[1], hidden_bytes);
+  stsim_token_batch_clear (&batch);
+}
+
 static void
 test_encode (gconstpointer data)
 {
@@ -718,5 +758,6 @@ main (int argc, char **argv)
   g_test_add_data_func ("/model/encode/bert-tiny", "bert-tiny", test_encode);
   g_test_add_data_func ("/model/encode/roberta-tiny", "roberta-tiny", test_encode);
   g_test_add_func ("/model/row0", test_row0);
+  g_test_add_func ("/model/forward/nograd-memory", test_forward_nograd_memory);
   return g_test_run ();
 }
