@@ -92,8 +92,9 @@ for l in $todo; do
   groups=()
   for arm in $(lab_arms "$l"); do groups+=(--group "$arm=$out/runs/$arm/seed-*/"); done
   base=$(lab_arms "$l" | cut -d' ' -f1)
-  mkdir -p "$out/$l"
+  dir=$out/$l
+  mkdir -p "$dir"
   "$build/core/tools/stsim-report" "${groups[@]}" --paired-with "$base" \
-    --title "lab: $l, seeds 1-$seeds" --markdown "$out/$l/report.md" --svg "$out/$l/report.svg"
-  echo "lab $l: $out/$l/report.md, $out/$l/report.svg"
+    --title "lab: $l, seeds 1-$seeds" --markdown "$dir"/report.md --svg "$dir"/report.svg
+  echo "lab $l: $dir (report.md, report.svg)"
 done
